@@ -53,12 +53,13 @@ def _matches_one(pattern: str, name: str, module: nn.Module) -> bool:
         return re.fullmatch(pattern[3:], name) is not None
     if pattern.startswith("type:"):
         wanted = pattern[5:]
-        for cls in type(module).__mro__:
-            if wanted in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}") or (
-                wanted.startswith("nn.") and cls.__name__ == wanted[3:] and cls.__module__.startswith("torch.nn")
-            ):
-                return True
-        return False
+        prefix, _, cls_name = wanted.rpartition(".")
+        if prefix == "nn":
+            prefix = "torch.nn"
+        # "Linear", "nn.Linear", "torch.nn.Linear" and "torch.nn.modules.linear.Linear" all match.
+        return any(
+            cls.__name__ == cls_name and cls.__module__.startswith(prefix) for cls in type(module).__mro__
+        )
     return name == pattern
 
 

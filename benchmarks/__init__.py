@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks (not tests): `make bench` or `python -m benchmarks [name ...]`."""
