@@ -1,6 +1,15 @@
 import pytest
+from pydantic import ValidationError
 
-from torchslim.core.config import CONFIGS, Config, config_from_dict, config_from_yaml, handler_for, register_handler, snake_case
+from torchslim.core.config import (
+    CONFIGS,
+    Config,
+    config_from_dict,
+    config_from_yaml,
+    handler_for,
+    register_handler,
+    snake_case,
+)
 from torchslim.core.errors import ConfigError, UnknownNameError
 from torchslim.core.registry import Registry
 
@@ -37,7 +46,7 @@ def test_config_round_trips_through_dict_and_yaml():
 
 def test_config_is_frozen_and_refuses_unknown_fields():
     c = ToyScale()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         c.factor = 1.0  # type: ignore[misc]
     with pytest.raises(ConfigError, match=r"stages\[0\]\.fcator"):
         config_from_dict({"type": "toy_scale", "fcator": 1.0}, where="stages[0]")
@@ -60,9 +69,8 @@ def test_missing_type_key_is_explained():
 
 
 def test_yaml_is_loaded_safely():
-    with pytest.raises(Exception) as e:
+    with pytest.raises(ConfigError, match="no tags allowed"):
         config_from_yaml("!!python/object/apply:os.system ['echo hacked']")
-    assert "hacked" not in str(e.value) or "could not determine" in str(e.value)
 
 
 def test_handler_lookup():

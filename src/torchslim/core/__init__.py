@@ -1,7 +1,19 @@
 """Torch-only foundations shared by every technique: configs, registry, targets, I/O."""
 
-from torchslim.core.config import Config, config_from_dict, config_from_yaml, handler_for, register_handler
-from torchslim.core.errors import ConfigError, InputError, MissingPackageError, TorchslimError, UnknownNameError
+from torchslim.core.config import (
+    Config,
+    config_from_dict,
+    config_from_yaml,
+    handler_for,
+    register_handler,
+)
+from torchslim.core.errors import (
+    ConfigError,
+    InputError,
+    MissingPackageError,
+    TorchslimError,
+    UnknownNameError,
+)
 from torchslim.core.inputs import as_tuple
 from torchslim.core.io import atomic_write, cache_dir
 from torchslim.core.modules import get_module, set_module

@@ -78,7 +78,11 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
 
 def config_from_yaml(text: str, where: str = "config") -> Config:
     """Parse YAML safely (no tags, no code) and build the config it names."""
-    return config_from_dict(yaml.safe_load(text), where=where)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML for torchslim (no tags allowed): {e}") from None
+    return config_from_dict(data, where=where)
 
 
 def register_handler(config_type: type[Config]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

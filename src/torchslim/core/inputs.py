@@ -10,14 +10,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from torchslim.core.errors import InputError
 
-ExampleInputs = Union[torch.Tensor, Sequence[torch.Tensor]]
+ExampleInputs = torch.Tensor | Sequence[torch.Tensor]
 
 
 def as_tuple(example_inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -48,6 +48,19 @@ def batch_of(item: Any) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     if isinstance(item, (tuple, list)) and len(item) == 1:
         return as_tuple(item[0]), None
     raise InputError(f"a data item must be x, (x,), or (x, y); got {type(item).__name__} of length {len(item)}")
+
+
+def first_tensor(out: Any) -> torch.Tensor:
+    """The prediction tensor in a model's output: the tensor itself, element 0 of a tuple, or
+    ``.logits`` (Hugging Face outputs)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    logits = getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    raise InputError(f"cannot read a tensor from model output of type {type(out).__name__}")
 
 
 def run_checked(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Any:

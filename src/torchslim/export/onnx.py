@@ -59,7 +59,7 @@ def _quiet() -> Any:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, lv in zip(loggers, levels):
+        for lg, lv in zip(loggers, levels, strict=True):
             lg.setLevel(lv)
 
 
@@ -158,7 +158,7 @@ class OrtModel:
         """The session's input dict for torch tensors (checked for count)."""
         if len(inputs) != len(self.input_names):
             raise InputError(f"{self.path.name} takes {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}")
-        return {n: t.detach().cpu().numpy() for n, t in zip(self.input_names, inputs)}
+        return {n: t.detach().cpu().numpy() for n, t in zip(self.input_names, inputs, strict=True)}
 
     def run_numpy(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the session on numpy feeds (what a latency loop should time)."""

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from torchslim.core.errors import InputError
-from torchslim.core.inputs import batch_of
+from torchslim.core.inputs import batch_of, first_tensor
 
 # A metric maps (outputs, targets) of one batch to (sum of per-sample scores, sample count).
 BatchMetric = Callable[[torch.Tensor, torch.Tensor], tuple[float, int]]
@@ -32,16 +32,6 @@ def top1(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
             f"and {tuple(targets.shape)}"
         )
     return float((outputs.argmax(dim=1) == targets).sum()), int(targets.shape[0])
-
-
-def _first_output(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    if hasattr(out, "logits"):
-        return out.logits
-    raise InputError(f"cannot read a tensor from model output of type {type(out).__name__}")
 
 
 @torch.inference_mode()
@@ -65,7 +55,7 @@ def evaluate(
             inputs, targets = batch_of(item)
             if targets is None:
                 raise InputError("evaluate() needs (inputs, targets) batches; the data gave no targets")
-            s, n = metric(_first_output(model(*inputs)), targets)
+            s, n = metric(first_tensor(model(*inputs)), targets)
             total, count = total + s, count + n
     finally:
         if was_training and isinstance(model, nn.Module):
