@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["runtimes"]
+NOT_BENCHMARKS = {"__init__", "__main__", "harness"}
+# Every module beside this file with a ``main(out_dir)`` is a benchmark.
+BENCHMARKS = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in NOT_BENCHMARKS)
 OUT = Path(__file__).parent / "results"
 
 

@@ -1,0 +1,36 @@
+"""torchslim: make trained PyTorch models smaller and faster, measured on the real runtime.
+
+The public API (verbs return new results and leave their inputs untouched)::
+
+    import torchslim as slim
+    m = slim.measure(model, example_inputs=x, data=test_loader, runtime="onnxruntime")
+    slim.compare({"fp32": m, "other": m2})
+    slim.export(model, "model.onnx", example_inputs=x)
+
+Subpackages: ``torchslim.data`` (bundled real data), ``torchslim.zoo`` (reference models and
+teachers), ``torchslim.train`` (the training loop), ``torchslim.core`` (configs, targets).
+Note: ``torchslim.measure`` and ``torchslim.export`` name the functions; their modules stay
+importable as ``from torchslim.measure import ...``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from torchslim.core import Config, Target, config_from_dict, config_from_yaml
+from torchslim.core.errors import (
+    ConfigError,
+    InputError,
+    MissingPackageError,
+    TorchslimError,
+    UnknownNameError,
+)
+from torchslim.export import export
+from torchslim.measure import Metrics, compare, measure
+from torchslim.train import fit
+
+__all__ = [
+    "Config", "ConfigError", "InputError", "Metrics", "MissingPackageError", "Target",
+    "TorchslimError", "UnknownNameError", "__version__", "compare", "config_from_dict",
+    "config_from_yaml", "export", "fit", "measure",
+]

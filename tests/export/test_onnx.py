@@ -85,3 +85,25 @@ def test_session_threads_and_bad_arguments(tmp_path):
         OrtModel(tmp_path / "missing.onnx")
     with pytest.raises(ConfigError, match="opset"):
         export_onnx(nn.Linear(4, 2), tmp_path / "l2.onnx", torch.randn(1, 4), opset=99)
+
+
+def test_registered_lowering_claims_its_models(tmp_path):
+    from torchslim.export.onnx import _LOWERINGS, register_lowering
+
+    class Marked(nn.Linear):
+        pass
+
+    written = []
+
+    def lower(model, tmp, inputs, opset, dynamic):
+        written.append((type(model).__name__, opset, dynamic))
+        tmp.write_bytes(b"lowered")
+
+    register_lowering("test-marked", lambda m: isinstance(m, Marked), lower)
+    try:
+        path = export_onnx(Marked(4, 2), tmp_path / "m.onnx", torch.randn(1, 4))
+        assert path.read_bytes() == b"lowered" and written == [("Marked", 18, True)]
+        export_onnx(nn.Linear(4, 2), tmp_path / "plain.onnx", torch.randn(1, 4))
+        assert len(written) == 1
+    finally:
+        del _LOWERINGS["test-marked"]

@@ -8,9 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from torchslim.export.onnx import DEFAULT_OPSET, ExportError, OrtModel, export_onnx
+from torchslim.export.onnx import DEFAULT_OPSET, ExportError, OrtModel, export_onnx, register_lowering
 
-__all__ = ["ExportError", "OrtModel", "export", "export_onnx"]
+__all__ = ["ExportError", "OrtModel", "export", "export_onnx", "register_lowering"]
 
 
 def export(

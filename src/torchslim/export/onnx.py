@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,34 @@ def _quiet() -> Any:
             lg.setLevel(lv)
 
 
+# A technique whose models need their own ONNX lowering (quantization: QuantizeLinear /
+# DequantizeLinear with its own scales) registers it here; export does not import techniques.
+Applies = Callable[[nn.Module], bool]
+Lowering = Callable[[nn.Module, Path, tuple[torch.Tensor, ...], int, bool], None]
+_LOWERINGS: dict[str, tuple[Applies, Lowering]] = {}
+
+
+def register_lowering(name: str, applies: Applies, lower: Lowering) -> None:
+    """Route models for which ``applies(model)`` is true to ``lower(model, tmp_path, inputs,
+    opset, dynamic_batch)``, which writes the ONNX file at ``tmp_path``.
+
+    Example:
+        >>> from torchslim.export.onnx import register_lowering, lowering_for
+        >>> register_lowering("never", lambda m: False, lambda *a: None)
+        >>> lowering_for(torch.nn.Linear(2, 2)) is None
+        True
+    """
+    _LOWERINGS[name] = (applies, lower)
+
+
+def lowering_for(model: nn.Module) -> Lowering | None:
+    """The registered lowering that claims ``model``, or None for the float exporter."""
+    for applies, lower in _LOWERINGS.values():
+        if applies(model):
+            return lower
+    return None
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -73,7 +102,8 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` (in eval mode) as an ONNX file at ``path`` and return the path.
 
-    The graph is captured with ``torch.export`` (the exporter PyTorch maintains); if that
+    A model claimed by a registered lowering (see :func:`register_lowering`, e.g. a quantized
+    model) is written by it. Otherwise the graph is captured with ``torch.export`` (the exporter PyTorch maintains); if that
     fails the TorchScript exporter is tried. With ``dynamic_batch`` the first dimension of
     every input and output is symbolic, so any batch size runs. The file is written to a
     temporary name and renamed, so an interrupted export leaves nothing behind.
@@ -87,7 +117,11 @@ def export_onnx(
         with torch.no_grad():
             run_checked(model, inputs)  # wrong shapes fail here with a clear message
         names = _input_names(len(inputs))
+        lower = lowering_for(model)
         with atomic_write(path) as tmp:
+            if lower is not None:
+                lower(model, tmp, inputs, opset, dynamic_batch)
+                return Path(path)
             try:
                 _export_dynamo(model, tmp, inputs, names, opset, dynamic_batch)
             except Exception as dynamo_error:  # noqa: BLE001 - fall back, then report both

@@ -1,0 +1,13 @@
+"""One private cache for the whole test session: teachers and data are built from scratch
+(so a teacher's accuracy test can fail), once, and never touch the user's cache."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_SESSION_CACHE = tempfile.mkdtemp(prefix="torchslim-test-cache-")
+
+
+def pytest_configure(config: object) -> None:
+    os.environ["TORCHSLIM_CACHE"] = _SESSION_CACHE
