@@ -193,7 +193,7 @@ def _analytic_macs(module: nn.Module, output_numel: int) -> int:
     return int(output_numel * w[0].numel())  # (N, Cout, ...) * Cin/groups * k...
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: FlopCounterMode fails on parametrized (masked) modules there
 def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, list[LayerStat]]:
     """Total MACs of ``model(*inputs)`` and per-module stats (see the module docstring).
 
