@@ -3,7 +3,9 @@
 The public API (verbs return new results and leave their inputs untouched)::
 
     import torchslim as slim
-    m = slim.measure(model, example_inputs=x, data=test_loader, runtime="onnxruntime")
+    small = slim.prune(model, slim.StructuredPrune(sparsity=0.5), example_inputs=x)
+    q = slim.quantize(small, slim.Int8Static(), calibration=loader)
+    m = slim.measure(q, example_inputs=x, data=test_loader, runtime="onnxruntime")
     slim.compare({"fp32": m, "other": m2})
     slim.export(model, "model.onnx", example_inputs=x)
 
@@ -25,12 +27,28 @@ from torchslim.core.errors import (
     TorchslimError,
     UnknownNameError,
 )
+from torchslim.core.fold import fold_batchnorm
 from torchslim.export import export
 from torchslim.measure import Metrics, compare, measure
+from torchslim.prune import (
+    GradualPrune,
+    LotteryTicket,
+    MagnitudePrune,
+    NMPrune,
+    RandomPrune,
+    StructuredPrune,
+    load_pruned,
+    make_permanent,
+    prune,
+    save_pruned,
+)
+from torchslim.quant import QAT, Int8Dynamic, Int8Static, WeightOnly, mixed_precision, quantize
 from torchslim.train import fit
 
 __all__ = [
-    "Config", "ConfigError", "InputError", "Metrics", "MissingPackageError", "Target",
-    "TorchslimError", "UnknownNameError", "__version__", "compare", "config_from_dict",
-    "config_from_yaml", "export", "fit", "measure",
+    "QAT", "Config", "ConfigError", "GradualPrune", "InputError", "Int8Dynamic", "Int8Static",
+    "LotteryTicket", "MagnitudePrune", "Metrics", "MissingPackageError", "NMPrune", "RandomPrune",
+    "StructuredPrune", "Target", "TorchslimError", "UnknownNameError", "WeightOnly", "__version__",
+    "compare", "config_from_dict", "config_from_yaml", "export", "fit", "fold_batchnorm",
+    "load_pruned", "make_permanent", "measure", "mixed_precision", "prune", "quantize", "save_pruned",
 ]
