@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/torchslim demo
 
 test: $(STAMP)
+	$(BIN)/ruff check --quiet src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 

@@ -11,6 +11,7 @@ cosine to the original and speed-up. Coverage: which models each tool prunes wit
 from __future__ import annotations
 
 import copy
+import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import importlib
-
-# The package, not the `prune` function that `torchslim` re-exports under the same name.
-P = importlib.import_module("torchslim.prune")
 from benchmarks.harness import side_by_side
 from torchslim import data, zoo
 from torchslim.export import OrtModel, export_onnx
 from torchslim.measure import evaluate
 from torchslim.measure.macs import count_macs
 from torchslim.train import fit
+
+# The package, not the `prune` function that `torchslim` re-exports under the same name.
+P = importlib.import_module("torchslim.prune")
 
 
 def _macs(m: nn.Module, x: torch.Tensor) -> int:

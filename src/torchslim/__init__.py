@@ -5,6 +5,7 @@ The public API (verbs return new results and leave their inputs untouched)::
     import torchslim as slim
     small = slim.prune(model, slim.StructuredPrune(sparsity=0.5), example_inputs=x)
     q = slim.quantize(small, slim.Int8Static(), calibration=loader)
+    lr = slim.factorize(model, slim.LowRank(energy=0.95))
     m = slim.measure(q, example_inputs=x, data=test_loader, runtime="onnxruntime")
     slim.compare({"fp32": m, "other": m2})
     slim.export(model, "model.onnx", example_inputs=x)
@@ -19,6 +20,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from torchslim.arch import (
+    DepthwiseSeparable,
+    LowRank,
+    depth_student,
+    factorize,
+    fold_batchnorm,
+    replace_depthwise,
+    width_student,
+)
 from torchslim.core import Config, Target, config_from_dict, config_from_yaml
 from torchslim.core.errors import (
     ConfigError,
@@ -27,7 +37,6 @@ from torchslim.core.errors import (
     TorchslimError,
     UnknownNameError,
 )
-from torchslim.core.fold import fold_batchnorm
 from torchslim.export import export
 from torchslim.measure import Metrics, compare, measure
 from torchslim.prune import (
@@ -46,7 +55,8 @@ from torchslim.quant import QAT, Int8Dynamic, Int8Static, WeightOnly, mixed_prec
 from torchslim.train import fit
 
 __all__ = [
-    "QAT", "Config", "ConfigError", "GradualPrune", "InputError", "Int8Dynamic", "Int8Static",
+    "QAT", "Config", "ConfigError", "DepthwiseSeparable", "LowRank", "depth_student", "factorize",
+    "replace_depthwise", "width_student", "GradualPrune", "InputError", "Int8Dynamic", "Int8Static",
     "LotteryTicket", "MagnitudePrune", "Metrics", "MissingPackageError", "NMPrune", "RandomPrune",
     "StructuredPrune", "Target", "TorchslimError", "UnknownNameError", "WeightOnly", "__version__",
     "compare", "config_from_dict", "config_from_yaml", "export", "fit", "fold_batchnorm",

@@ -8,7 +8,13 @@ from typing import Any
 
 from torch import nn
 
-from torchslim.export.onnx import DEFAULT_OPSET, ExportError, OrtModel, export_onnx, register_lowering
+from torchslim.export.onnx import (
+    DEFAULT_OPSET,
+    ExportError,
+    OrtModel,
+    export_onnx,
+    register_lowering,
+)
 
 __all__ = ["ExportError", "OrtModel", "export", "export_onnx", "register_lowering"]
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from torch import nn
 
-import importlib
+from torchslim.core.errors import ConfigError
 
 # The package, not the `prune` function that `torchslim` re-exports under the same name.
 P = importlib.import_module("torchslim.prune")
-from torchslim.core.errors import ConfigError
 
 
 class HardCodedView(nn.Module):

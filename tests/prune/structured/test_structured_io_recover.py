@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-import importlib
-
-# The package, not the `prune` function that `torchslim` re-exports under the same name.
-P = importlib.import_module("torchslim.prune")
 from torchslim import data, zoo
 from torchslim.core.errors import InputError
 from torchslim.measure import evaluate
 from torchslim.train import fit
+
+# The package, not the `prune` function that `torchslim` re-exports under the same name.
+P = importlib.import_module("torchslim.prune")
 
 
 @pytest.mark.parametrize("name", ["resnet-mnist", "transformer-mnist", "mobilenet-mnist"])

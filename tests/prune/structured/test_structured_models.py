@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from torch import nn
 
-import importlib
+from torchslim import zoo
+from torchslim.measure import measure
 
 # The package, not the `prune` function that `torchslim` re-exports under the same name.
 P = importlib.import_module("torchslim.prune")
-from torchslim import zoo
-from torchslim.measure import measure
 
 
 def _params(m: nn.Module) -> int:
