@@ -12,7 +12,7 @@ Example:
 """
 
 from torchslim.core.fold import fold_batchnorm
-from torchslim.quant import dynamic, onnx_qdq, qat, static, weight_only  # noqa: F401 - register handlers
+from torchslim.quant import dynamic, onnx_qdq, qat, sharing, static, weight_only  # noqa: F401 - register handlers
 from torchslim.quant.api import quantize
 from torchslim.quant.configs import QAT, Int8Dynamic, Int8Static, WeightOnly
 from torchslim.quant.fake_quant import QuantModule, fake_quantize

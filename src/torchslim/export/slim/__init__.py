@@ -1,0 +1,1 @@
+"""The ``.slim`` artifact: safetensors payload + JSON manifest, packed and entropy coded (issue 7; being built)."""
