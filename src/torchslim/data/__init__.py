@@ -27,8 +27,9 @@ from torchslim.data.loaders import (
 )
 from torchslim.data.mnist1d import mnist1d_transfer
 from torchslim.data.registry import DATASETS, DataSetSpec
+from torchslim.data.transfer import mnist1d_transfer_loader, transfer_loader
 
 __all__ = [
     "DATA_FORMAT_VERSION", "DATASETS", "DataSetSpec", "DataSplits", "arrays", "example_batch", "info", "load",
-    "mnist1d_transfer", "names",
+    "mnist1d_transfer", "mnist1d_transfer_loader", "names", "transfer_loader",
 ]

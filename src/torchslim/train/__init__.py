@@ -1,4 +1,5 @@
-"""The one training loop every technique uses: fine-tuning, QAT, distillation.
+"""The one training loop every technique uses: fine-tuning, QAT, distillation (``teacher_loss``),
+under ``torchrun`` too.
 
 Example:
     >>> import torch
@@ -11,11 +12,14 @@ Example:
 
 from torchslim.train.checkpoint import load_checkpoint
 from torchslim.train.context import Callback, EpochRecord, LossContext, TrainContext, TrainResult
-from torchslim.train.dist import is_main_process
+from torchslim.train.dist import is_main_process, rank_and_world
+from torchslim.train.kd import TeacherLoss, kd_loss, soft_kl, teacher_loss
 from torchslim.train.loop import fit
+from torchslim.train.mixed import MixedData
 from torchslim.train.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "Callback", "EpochRecord", "LossContext", "TrainContext",
-    "TrainResult", "fit", "is_main_process", "load_checkpoint", "make_optimizer", "make_scheduler",
+    "OPTIMIZERS", "SCHEDULES", "Callback", "EpochRecord", "LossContext", "MixedData", "TeacherLoss",
+    "TrainContext", "TrainResult", "fit", "is_main_process", "kd_loss", "load_checkpoint",
+    "make_optimizer", "make_scheduler", "rank_and_world", "soft_kl", "teacher_loss",
 ]

@@ -30,6 +30,14 @@ from torchslim.train.checkpoint import (
     save_checkpoint,
 )
 from torchslim.train.context import EpochRecord, LossContext, TrainContext, TrainResult
+from torchslim.train.dist import (
+    all_reduce_sum,
+    forward_module,
+    join_from_env,
+    local_device,
+    rank_and_world,
+    shard,
+)
 from torchslim.train.optim import check_optimizer, check_schedule, make_optimizer, make_scheduler
 from torchslim.train.progress import Reporter
 from torchslim.train.rng import (
@@ -77,7 +85,8 @@ def fit(
 
     - Loss: ``loss_fn(outputs, targets)`` (default cross-entropy) plus ``extra_loss(ctx)`` with a
       :class:`LossContext`. Batches without targets need ``extra_loss`` and no ``loss_fn``: their
-      loss is ``extra_loss`` alone (distillation on a transfer set).
+      loss is ``extra_loss`` alone (distillation on a transfer set). An ``extra_loss`` with a
+      ``task_weight`` attribute scales the task loss by it (``teacher_loss`` keeps ``1 - alpha``).
     - ``optimizer``: ``adam`` | ``adamw`` | ``sgd`` (``momentum`` is SGD's); ``schedule``:
       ``cosine`` | ``constant`` | ``step`` | ``onecycle``, stepped every batch, after
       ``warmup_steps`` of linear warmup (see :mod:`torchslim.train.optim`).
@@ -96,6 +105,9 @@ def fit(
       weights -> identical weights.
     - ``progress``: a transient rich bar (on a terminal) and one line per epoch; False is silent.
     - ``steps_per_epoch``: needed only when ``len(train_data)`` is undefined (streaming data).
+    - Under ``torchrun`` (``WORLD_SIZE`` > 1) the same call trains with DistributedDataParallel,
+      each rank on its shard of ``train_data``; only rank 0 checkpoints and prints
+      (see :mod:`torchslim.train.dist`).
 
     Example:
         >>> import torch
@@ -111,9 +123,16 @@ def fit(
     _check_arguments(epochs=epochs, lr=lr, weight_decay=weight_decay, momentum=momentum, seed=seed,
                      warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, keep_best=keep_best,
                      val_data=val_data, callbacks=callbacks, optimizer=optimizer, schedule=schedule)
-    spe = _steps_per_epoch(train_data, steps_per_epoch)
     callbacks = list(callbacks)
     device = _device_of(model)
+    _steps_per_epoch(train_data, steps_per_epoch)  # bad data fails before any process group is joined
+    distributed = join_from_env(model)
+    rank = rank_and_world()[0]
+    if distributed:
+        device = local_device(model)
+        model.to(device)  # a GPU model goes to this rank's GPU
+        train_data = shard(train_data, seed)
+    spe = _steps_per_epoch(train_data, steps_per_epoch)
 
     seed_everything(seed)
     opt = make_optimizer(model, optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
@@ -151,6 +170,7 @@ def fit(
     ctx.start_epoch = (resumed_from or 0) + 1
 
     was_training = model.training
+    forward = forward_module(model, distributed, device)  # DDP broadcasts rank 0's weights
     try:
         with Reporter(enabled=progress, description=description, epochs=epochs) as reporter:
             if resumed_from is not None:
@@ -160,14 +180,15 @@ def fit(
                 if ctx.stop:
                     break
                 t0 = time.perf_counter()
-                seed_everything(epoch_seed(seed, epoch))
-                seed_loader(train_data, seed, epoch)
+                seed_everything(epoch_seed(seed, epoch, rank))
+                seed_loader(train_data, seed, epoch, rank)
                 ctx.epoch, ctx.record = epoch, None
                 reporter.start_epoch(epoch, spe)
                 loss_sum, n_samples, last_lr = _train_one_epoch(
                     model, train_data, opt, sched, ctx, callbacks, reporter, device,
-                    loss_fn=loss_fn, extra_loss=extra_loss, max_grad_norm=max_grad_norm,
+                    forward=forward, loss_fn=loss_fn, extra_loss=extra_loss, max_grad_norm=max_grad_norm,
                 )
+                loss_sum, n_samples = all_reduce_sum([loss_sum, n_samples], device)
                 train_seconds = time.perf_counter() - t0
                 val = None
                 if val_data is not None:
@@ -212,6 +233,7 @@ def _train_one_epoch(
     reporter: Reporter,
     device: torch.device,
     *,
+    forward: Callable[..., Any],
     loss_fn: LossFn | None,
     extra_loss: ExtraLoss | None,
     max_grad_norm: float | None,
@@ -223,7 +245,7 @@ def _train_one_epoch(
         inputs, targets = batch_of(item)
         inputs = tuple(t.to(device) for t in inputs)
         targets = targets.to(device) if isinstance(targets, torch.Tensor) else targets
-        raw = model(*inputs)
+        raw = forward(*inputs)
         lctx = LossContext(model=model, inputs=inputs, outputs=first_tensor(raw), targets=targets,
                            epoch=ctx.epoch, step=step, raw_outputs=raw, global_step=ctx.global_step)
         loss = _total_loss(lctx, loss_fn, extra_loss)
@@ -263,7 +285,12 @@ def _total_loss(ctx: LossContext, loss_fn: LossFn | None, extra_loss: ExtraLoss 
         loss = _check_loss(extra_loss(ctx), "extra_loss")
     else:
         ctx.task_loss = _check_loss((loss_fn or F.cross_entropy)(ctx.outputs, ctx.targets), "loss_fn")
-        loss = ctx.task_loss if extra_loss is None else ctx.task_loss + _check_loss(extra_loss(ctx), "extra_loss")
+        if extra_loss is None:
+            loss = ctx.task_loss
+        else:
+            weight = float(getattr(extra_loss, "task_weight", 1.0))
+            task = ctx.task_loss if weight == 1.0 else weight * ctx.task_loss
+            loss = task + _check_loss(extra_loss(ctx), "extra_loss")
     if not loss.requires_grad:
         raise ConfigError("the training loss does not depend on any trainable parameter")
     return loss

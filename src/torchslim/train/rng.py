@@ -27,14 +27,16 @@ import numpy as np
 import torch
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 63-bit seed for ``epoch`` of a run seeded with ``seed``.
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A well-mixed 63-bit seed for ``epoch`` of a run seeded with ``seed``; distributed ranks
+    other than 0 get their own (so dropout and augmentation differ between ranks).
 
     Example:
-        >>> epoch_seed(0, 1) != epoch_seed(0, 2) != epoch_seed(1, 1)
+        >>> epoch_seed(0, 1) != epoch_seed(0, 2) != epoch_seed(1, 1) != epoch_seed(0, 1, rank=1)
         True
     """
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]) >> 1
+    entropy = [seed, epoch] if rank == 0 else [seed, epoch, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
 
 
 def seed_everything(seed: int) -> None:
@@ -44,11 +46,14 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (1 << 32))
 
 
-def seed_loader(data: Any, seed: int, epoch: int) -> None:
+def seed_loader(data: Any, seed: int, epoch: int, rank: int = 0) -> None:
     """Reseed what shuffles ``data`` for ``epoch``: its ``generator`` (DataLoader) or its
     sampler's, and call ``sampler.set_epoch(epoch)`` where the sampler has it
-    (DistributedSampler). Anything else is left alone."""
-    s = epoch_seed(seed, epoch)
+    (DistributedSampler). Data made of ``parts`` (:class:`~torchslim.train.mixed.MixedData`)
+    has each part reseeded, the i-th from ``seed + i``. Anything else is left alone."""
+    for i, part in enumerate(getattr(data, "parts", ()) or ()):
+        seed_loader(part, seed + i, epoch, rank)
+    s = epoch_seed(seed, epoch, rank)
     sampler = getattr(data, "sampler", None)
     seen: set[int] = set()
     for owner in (data, sampler, getattr(data, "batch_sampler", None)):
