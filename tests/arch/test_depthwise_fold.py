@@ -58,18 +58,34 @@ def test_resnet_replacement_keeps_shapes_and_lowers_macs() -> None:
 def test_depthwise_target_without_convs_is_an_error() -> None:
     with pytest.raises(ConfigError, match="matches no"):
         replace_depthwise(nn.Sequential(nn.Linear(4, 4)))
+    with pytest.raises(ConfigError, match="takes no options"):
+        factorize(nn.Sequential(nn.Conv2d(4, 4, 3)), DepthwiseSeparable(), data=[])
 
 
-def test_fold_batchnorm_reexport_is_exact_on_resnet() -> None:
-    torch.manual_seed(0)
-    net = zoo.model("resnet-mnist")
+def _randomize_bn(net: nn.Module) -> nn.Module:
+    g = torch.Generator().manual_seed(0)
     for m in net.modules():  # non-trivial statistics, as after training
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    net.eval()
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_fold_batchnorm_is_exact_on_every_reference_model(name: str) -> None:
+    net = _randomize_bn(zoo.model(name))
+    folded = fold_batchnorm(net)
+    x = zoo.example_inputs(name, batch_size=4)
+    torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=0)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in folded.modules())
+    assert folded.training is False and net.training is False
+
+
+def test_fold_batchnorm_is_exact_after_depthwise_replacement() -> None:
+    net = _randomize_bn(replace_depthwise(zoo.model("resnet-mnist")))
     folded = fold_batchnorm(net)
     x = zoo.example_inputs("resnet-mnist", batch_size=4)
     torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=0)

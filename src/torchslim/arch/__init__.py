@@ -1,5 +1,6 @@
-"""Efficient architecture: low-rank factorization, depthwise-separable replacement, slimmer
-students, and exact BatchNorm folding (re-exported from :mod:`torchslim.core.fold`).
+"""Efficient architecture: low-rank factorization (plain or activation-whitened SVD, ranks by
+rule or by measured sensitivity), depthwise-separable replacement, slimmer students (width,
+depth), and exact BatchNorm folding (re-exported from :mod:`torchslim.core.fold`).
 
 Example:
     >>> import torch
@@ -22,12 +23,22 @@ from torchslim.arch.lowrank import (
     factorize_layer,
     low_rank_conv,
     low_rank_linear,
+    weight_svd,
 )
-from torchslim.arch.students import depth_student, width_student
+from torchslim.arch.sensitivity import (
+    LayerSensitivity,
+    RankOption,
+    allocate_ranks,
+    measure_sensitivity,
+)
+from torchslim.arch.students import depth_student
+from torchslim.arch.whiten import input_covariances, whitened_svd
+from torchslim.arch.width import width_student
 from torchslim.core.fold import fold_batchnorm
 
 __all__ = [
-    "DepthwiseSeparable", "LowRank", "LowRankConv", "LowRankLinear", "Replacement", "choose_rank",
-    "depth_student", "depthwise_separable_conv", "factorize", "factorize_layer", "fold_batchnorm",
-    "low_rank_conv", "low_rank_linear", "replace_depthwise", "width_student",
+    "DepthwiseSeparable", "LayerSensitivity", "LowRank", "LowRankConv", "LowRankLinear", "RankOption", "Replacement",
+    "allocate_ranks", "choose_rank", "depth_student", "depthwise_separable_conv", "factorize", "factorize_layer",
+    "fold_batchnorm", "input_covariances", "low_rank_conv", "low_rank_linear", "measure_sensitivity",
+    "replace_depthwise", "weight_svd", "whitened_svd", "width_student",
 ]

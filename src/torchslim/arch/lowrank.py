@@ -98,11 +98,13 @@ def saves(layer: nn.Module, rank: int, min_saving: float = 0.0) -> bool:
 
 
 def choose_rank(
-    layer: nn.Module, *, energy: float = 0.95, rank: int | None = None, param_ratio: float | None = None, name: str = ""
+    layer: nn.Module, *, energy: float = 0.95, rank: int | None = None, param_ratio: float | None = None, name: str = "",
+    singular_values: torch.Tensor | None = None,
 ) -> int:
     """The rank for ``layer``: ``rank`` if given (checked against :func:`max_rank`), else the
     largest rank keeping at most ``param_ratio`` of the weights, else the smallest rank whose
-    singular values hold ``energy`` of the sum of squared singular values.
+    singular values (the weight's, or ``singular_values`` if given, e.g. of a whitened weight)
+    hold ``energy`` of the sum of squared singular values.
 
     Example:
         >>> import torch
@@ -126,20 +128,38 @@ def choose_rank(
         return max(1, min(limit, math.floor(param_ratio * in_dim * out_dim / (in_dim + out_dim))))
     if not 0.0 < energy <= 1.0:
         raise ConfigError(f"energy must be in (0, 1], got {energy}")
-    s = torch.linalg.svdvals(weight_matrix(layer).double())
+    s = singular_values.double() if singular_values is not None else torch.linalg.svdvals(weight_matrix(layer).double())
     kept = torch.cumsum(s**2, 0) / (s**2).sum().clamp_min(1e-300)
     return min(limit, int(torch.searchsorted(kept, torch.tensor(energy, dtype=kept.dtype) - 1e-12).item()) + 1)
 
 
-def _svd_factors(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+SVD = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (U, S, Vh) of the weight matrix, float64
+
+
+def weight_svd(layer: nn.Module) -> SVD:
+    """The thin SVD of ``layer``'s weight matrix in float64; pass it as ``svd=`` to build several
+    ranks of the same layer without recomputing it.
+
+    Example:
+        >>> from torch import nn
+        >>> from torchslim.arch.lowrank import weight_svd
+        >>> [t.shape[-1] for t in weight_svd(nn.Linear(6, 4))]
+        [4, 4, 6]
+    """
+    u, s, vh = torch.linalg.svd(weight_matrix(layer).double(), full_matrices=False)
+    return u, s, vh
+
+
+def _svd_factors(matrix: torch.Tensor, rank: int, svd: SVD | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(A (out, r), B (r, in))`` with ``A @ B`` the best rank-r approximation of ``matrix``."""
-    u, s, vh = torch.linalg.svd(matrix.double(), full_matrices=False)
+    u, s, vh = svd if svd is not None else torch.linalg.svd(matrix.double(), full_matrices=False)
     root = s[:rank].sqrt()
     return u[:, :rank] * root, root[:, None] * vh[:rank]
 
 
-def low_rank_linear(layer: nn.Linear, rank: int) -> LowRankLinear:
-    """The rank-``rank`` factorization of ``layer`` (same dtype and device).
+def low_rank_linear(layer: nn.Linear, rank: int, *, svd: SVD | None = None) -> LowRankLinear:
+    """The rank-``rank`` factorization of ``layer`` (same dtype and device); ``svd`` is
+    :func:`weight_svd` of ``layer`` if already computed.
 
     Example:
         >>> from torch import nn
@@ -147,7 +167,7 @@ def low_rank_linear(layer: nn.Linear, rank: int) -> LowRankLinear:
         >>> low_rank_linear(nn.Linear(64, 32), rank=4).second.weight.shape
         torch.Size([32, 4])
     """
-    a, b = _svd_factors(layer.weight.detach(), rank)
+    a, b = _svd_factors(layer.weight.detach(), rank, svd)
     w = layer.weight
     pair = LowRankLinear(layer.in_features, rank, layer.out_features, bias=layer.bias is not None)
     pair = pair.to(device=w.device, dtype=w.dtype)
@@ -159,9 +179,10 @@ def low_rank_linear(layer: nn.Linear, rank: int) -> LowRankLinear:
     return pair
 
 
-def low_rank_conv(conv: nn.Conv1d | nn.Conv2d, rank: int) -> LowRankConv:
+def low_rank_conv(conv: nn.Conv1d | nn.Conv2d, rank: int, *, svd: SVD | None = None) -> LowRankConv:
     """The two-stage rank-``rank`` factorization of a groups=1 convolution: k x k to ``rank``
-    channels (same stride, padding, dilation, padding mode), then 1x1 to ``out_channels``.
+    channels (same stride, padding, dilation, padding mode), then 1x1 to ``out_channels``;
+    ``svd`` is :func:`weight_svd` of ``conv`` if already computed.
 
     Example:
         >>> import torch
@@ -175,7 +196,7 @@ def low_rank_conv(conv: nn.Conv1d | nn.Conv2d, rank: int) -> LowRankConv:
     if conv.groups != 1:
         raise ConfigError(f"low-rank factorization needs groups=1, this convolution has groups={conv.groups}")
     cls = type(conv)
-    a, b = _svd_factors(weight_matrix(conv), rank)  # a: (C_out, r), b: (r, C_in*k*k)
+    a, b = _svd_factors(weight_matrix(conv), rank, svd)  # a: (C_out, r), b: (r, C_in*k*k)
     first = cls(conv.in_channels, rank, conv.kernel_size, stride=conv.stride, padding=conv.padding,
                 dilation=conv.dilation, groups=1, bias=False, padding_mode=conv.padding_mode)
     second = cls(rank, conv.out_channels, 1, bias=conv.bias is not None)
@@ -190,7 +211,7 @@ def low_rank_conv(conv: nn.Conv1d | nn.Conv2d, rank: int) -> LowRankConv:
     return LowRankConv(first, second, rank)
 
 
-def factorize_layer(layer: nn.Module, rank: int) -> nn.Module:
+def factorize_layer(layer: nn.Module, rank: int, *, svd: SVD | None = None) -> nn.Module:
     """:func:`low_rank_linear` or :func:`low_rank_conv`, whichever fits ``layer``.
 
     Example:
@@ -200,9 +221,9 @@ def factorize_layer(layer: nn.Module, rank: int) -> nn.Module:
         'LowRankLinear'
     """
     if isinstance(layer, nn.Linear):
-        return low_rank_linear(layer, rank)
+        return low_rank_linear(layer, rank, svd=svd)
     if isinstance(layer, CONVS):
-        return low_rank_conv(layer, rank)
+        return low_rank_conv(layer, rank, svd=svd)
     raise ConfigError(f"cannot factorize a {type(layer).__name__}: only Linear and Conv1d/Conv2d")
 
 
