@@ -3,6 +3,10 @@
 Examples::
 
     torchslim demo
+    torchslim run recipes/resnet_prune_kd_int8.yaml --out out/resnet --set stages.1.epochs=1
+    torchslim validate recipes/lenet300_deep_compression.yaml
+    torchslim auto --model zoo:resnet-mnist --max-accuracy-drop 1.0 --objective latency
+    torchslim report out/resnet/result.json
     torchslim measure --model zoo:lenet5-mnist --runtime onnxruntime
     torchslim measure --model mypkg.models:build --weights w.safetensors --input-shape 1,3,32,32
     torchslim zoo list
@@ -15,8 +19,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from rich.console import Console
 
 import torchslim
@@ -25,7 +31,11 @@ from torchslim.core.errors import InputError, TorchslimError
 from torchslim.core.io import atomic_write
 from torchslim.measure import compare, evaluate, measure
 from torchslim.measure.plots import plot_layers
-from torchslim.recipe import run_demo
+from torchslim.recipe import Recipe, run, run_demo
+from torchslim.recipe.auto_result import AutoResult
+from torchslim.recipe.result import RunResult
+from torchslim.recipe.search import TECHNIQUES, auto
+from torchslim.report import write_report
 from torchslim.zoo.user import load_user_model
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -36,10 +46,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"torchslim {torchslim.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="the default job: train/load the LeNet-5 teacher, measure on torch and ONNX Runtime")
+    d = sub.add_parser("demo", help="the default recipe on LeNet-5 / MNIST-5k: prune, distil, int8, export, report")
     d.add_argument("--threads", type=int, default=1, help="threads for latency (default 1)")
-    d.add_argument("--out", default="out/demo", help="folder for metrics.json and plots (default out/demo)")
+    d.add_argument("--out", default="out/demo", help="folder for model.onnx, the reports and the state (default out/demo)")
     d.add_argument("--retrain", action="store_true", help="retrain the teacher even if cached")
+    d.add_argument("--resume", action="store_true", help="reuse the stages a previous demo run finished")
+
+    r = sub.add_parser("run", help="run a YAML recipe: stages in order, measured and guarded by the budget")
+    r.add_argument("recipe", help="the recipe file (see recipes/)")
+    r.add_argument("--out", help="output folder (default: the recipe's output.dir, else out/<name>)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set stages.1.epochs=1 (repeatable; VALUE is YAML)")
+    r.add_argument("--fresh", action="store_true", help="ignore finished stages saved by an earlier run")
+
+    v = sub.add_parser("validate", help="check a recipe (keys, types, files) without running it")
+    v.add_argument("recipe", help="the recipe file")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as for run")
+
+    a = sub.add_parser("auto", help="accuracy-aware auto-compression: search prune / low-rank / int8 on ONNX Runtime")
+    a.add_argument("--model", required=True, help="zoo:<name>, hf:<folder>, or package.module:factory (with --weights)")
+    a.add_argument("--weights", help="weights for a factory model")
+    a.add_argument("--data", help="bundled data set (default: the zoo model's own)")
+    a.add_argument("--max-accuracy-drop", type=float, default=0.5, help="budget in points of validation accuracy (default 0.5)")
+    a.add_argument("--objective", choices=("latency", "size"), default="latency", help="what to minimise (default latency)")
+    a.add_argument("--techniques", default=",".join(TECHNIQUES), help=f"comma-separated subset of {','.join(TECHNIQUES)}")
+    a.add_argument("--prune-levels", default="0.3,0.5,0.7", help="structured pruning levels to try (default 0.3,0.5,0.7)")
+    a.add_argument("--epochs", type=int, default=3, help="distillation epochs to recover each candidate (default 3)")
+    a.add_argument("--lr", type=float, default=1e-3, help="learning rate of that recovery (default 0.001)")
+    a.add_argument("--threads", type=int, default=1, help="threads for latency (default 1)")
+    a.add_argument("--out", default="out/auto", help="output folder (default out/auto)")
+
+    rp = sub.add_parser("report", help="write the HTML/markdown/JSON report of a result.json again")
+    rp.add_argument("result", help="a result.json written by run or auto")
+    rp.add_argument("--out", help="folder for the reports (default: beside result.json)")
 
     m = sub.add_parser("measure", help="measure a model: parameters, bytes, MACs, latency, memory, accuracy, energy")
     m.add_argument("--model", required=True, help="zoo:<name> (trained teacher) or package.module:factory")
@@ -99,13 +138,53 @@ def _measure(args: argparse.Namespace, console: Console) -> None:
         plot_layers(next(iter(results.values())), Path(args.plot))
 
 
+def _overrides(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. stages.1.epochs=1")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _auto(args: argparse.Namespace, console: Console) -> None:
+    try:
+        levels = tuple(float(v) for v in args.prune_levels.split(",") if v)
+    except ValueError:
+        raise InputError(f"--prune-levels {args.prune_levels!r}: expected numbers separated by commas") from None
+    auto(args.model, weights=args.weights, data=args.data, max_accuracy_drop=args.max_accuracy_drop, objective=args.objective,
+         techniques=tuple(t for t in args.techniques.split(",") if t), prune_levels=levels,
+         recovery_epochs=args.epochs, lr=args.lr, threads=args.threads, out_dir=args.out, console=console)
+
+
+def _report(args: argparse.Namespace, console: Console) -> None:
+    path = Path(args.result)
+    try:
+        data_ = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable result.json ({e})") from None
+    result = AutoResult.from_dict(data_) if data_.get("kind") == "auto" else RunResult.from_dict(data_)
+    for fmt, written in write_report(result, args.out or str(path.parent)).items():
+        console.print(f"wrote {fmt}: {written}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``torchslim`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     console = Console()
     try:
         if args.command == "demo":
-            run_demo(threads=args.threads, out_dir=args.out, retrain=args.retrain, console=console)
+            run_demo(threads=args.threads, out_dir=args.out, retrain=args.retrain, resume=args.resume, console=console)
+        elif args.command == "run":
+            run(args.recipe, out_dir=args.out, overrides=_overrides(args.overrides), resume=not args.fresh, console=console)
+        elif args.command == "validate":
+            rec = Recipe.load(args.recipe, overrides=_overrides(args.overrides))
+            console.print(f"{args.recipe}: valid - {len(rec.stages)} stage(s): " + ", ".join(s.label for s in rec.stages))
+        elif args.command == "auto":
+            _auto(args, console)
+        elif args.command == "report":
+            _report(args, console)
         elif args.command == "measure":
             _measure(args, console)
         elif args.command == "zoo" and args.zoo_command == "list":

@@ -1,55 +1,60 @@
-"""The default job (`make demo`): the LeNet-5 teacher on the bundled MNIST-5k, measured on
-torch and on ONNX Runtime, with a before/after table. Later stages (pruning, distillation,
-int8) join this pipeline as they land.
+"""The default job (`make demo`, `torchslim demo`): the default recipe on the LeNet-5 / MNIST-5k
+teacher - structured pruning, distillation fine-tuning, static int8 (kept only where ONNX Runtime
+runs it faster), export - measured on ONNX Runtime after every stage, with the before/after
+table. ``recipes/lenet5_demo.yaml`` is the
+same recipe as a file.
 
 Example:
     >>> from torchslim.recipe.demo import run_demo
-    >>> results = run_demo(out_dir="/tmp/torchslim-demo")  # doctest: +SKIP
+    >>> result = run_demo(out_dir="/tmp/torchslim-demo")  # doctest: +SKIP
+    >>> result.budget_met  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from rich.console import Console
 
-from torchslim import data, zoo
-from torchslim.core.io import atomic_write
-from torchslim.measure import Metrics, compare, measure
-from torchslim.measure.plots import plot_compare, plot_layers
+from torchslim import zoo
+from torchslim.recipe.result import RunResult
+from torchslim.recipe.runner import run
+from torchslim.recipe.schema import Recipe
 
 DEMO_MODEL = "lenet5-mnist"
+DEFAULT_RECIPE = """\
+name: lenet5-demo
+description: LeNet-5 / MNIST-5k - structured pruning, distillation fine-tuning, int8 static, export
+model: {zoo: lenet5-mnist}
+data: {name: mnist_5k, batch_size: 64, shift: 2}
+budget: {max_accuracy_drop: 1.0}
+measure: {runtime: onnxruntime, threads: 1, batch_size: 1}
+stages:
+  - {type: structured_prune, sparsity: 0.4, importance: l2, guard: false}
+  - {type: finetune, epochs: 8, lr: 0.003, teacher: original}
+  - {type: int8_static, observer: percentile, calibration_samples: 512, gate: latency}
+output: {onnx: true, slim: true, report: [html, markdown, json]}
+"""
 
 
-def run_demo(
-    *,
-    threads: int = 1,
-    out_dir: str | Path = "out/demo",
-    retrain: bool = False,
-    console: Console | None = None,
-) -> dict[str, Metrics]:
-    """Train (or load the cached) LeNet-5 teacher, measure it on both runtimes, print the
-    table, and write ``metrics.json`` and two plots under ``out_dir``."""
-    console = console or Console()
-    start = time.perf_counter()
-    entry = zoo.info(DEMO_MODEL)
-    console.rule(f"torchslim demo: {DEMO_MODEL} on {entry.dataset}")
-    model = zoo.teacher(DEMO_MODEL, retrain=retrain)
-    splits = data.load(entry.dataset)
-    x = zoo.example_inputs(DEMO_MODEL, batch_size=1)  # (1, 1, 28, 28)
-    results = {}
-    for label, runtime in (("torch fp32", "torch"), ("onnxruntime fp32", "onnxruntime")):
-        console.print(f"measuring on {runtime} ({threads} thread(s)) ...")
-        results[label] = measure(model, x, data=splits.test, runtime=runtime, threads=threads, name=label)
-    console.print(f"teacher test accuracy: {results['torch fp32'].accuracy:.2%} on {len(splits.test.dataset)} test images")
-    compare(results, console=console)
-    out = Path(out_dir)
-    with atomic_write(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps({k: m.to_dict() for k, m in results.items()}, indent=2))
-    plot_compare(results, out / "compare.png")
-    plot_layers(results["torch fp32"], out / "layers.png")
-    console.print(f"wrote {out / 'metrics.json'}, {out / 'compare.png'}, {out / 'layers.png'} "
-                  f"in {time.perf_counter() - start:.0f} s")
-    return results
+def default_recipe(threads: int = 1) -> Recipe:
+    """The demo's recipe (``threads`` for the measurements).
+
+    Example:
+        >>> [s.type for s in default_recipe().stages]
+        ['structured_prune', 'finetune', 'int8_static']
+    """
+    r = Recipe.from_yaml(DEFAULT_RECIPE, source="default recipe")
+    if threads != 1:
+        r = Recipe.from_dict({**r.to_dict(), "measure": {**r.to_dict()["measure"], "threads": threads}})
+    return r
+
+
+def run_demo(*, threads: int = 1, out_dir: str | Path = "out/demo", retrain: bool = False, resume: bool = False,
+             console: Console | None = None) -> RunResult:
+    """Run the default recipe into ``out_dir`` (model.onnx, report.html/md/json, result.json)
+    and print the stage table and the before/after table; ``retrain`` retrains the teacher."""
+    if retrain:
+        zoo.teacher(DEMO_MODEL, retrain=True)
+    return run(default_recipe(threads), out_dir=out_dir, resume=resume, console=console or Console())
