@@ -31,3 +31,15 @@ def lenet5_int8(lenet5: nn.Module, mnist: data.DataSplits) -> nn.Module:
 @pytest.fixture(scope="session")
 def lenet5_int8_onnx(lenet5_int8: nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_onnx(lenet5_int8, tmp_path_factory.mktemp("q") / "lenet5_int8.onnx", torch.zeros(1, 1, 28, 28))
+
+
+@pytest.fixture(scope="session")
+def resnet() -> nn.Module:
+    return zoo.teacher("resnet-mnist", progress=False).eval()
+
+
+@pytest.fixture(scope="session")
+def resnet_int8_onnx(resnet: nn.Module, mnist: data.DataSplits, tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[nn.Module, Path]:
+    q = quantize(resnet, Int8Static(calibration_samples=500), calibration=mnist.train)
+    return q, export_onnx(q, tmp_path_factory.mktemp("q") / "resnet_int8.onnx", torch.zeros(1, 1, 28, 28))

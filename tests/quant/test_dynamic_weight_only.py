@@ -49,3 +49,19 @@ def test_gptq_int4_beats_rtn_on_lenet300() -> None:
         err_rtn = (rtn(x) - ref).pow(2).mean()
         err_gptq = (gptq(x) - ref).pow(2).mean()
     assert err_gptq < 0.8 * err_rtn, (float(err_gptq), float(err_rtn))
+
+
+def test_gate_dynamic_variant_of_a_static_model(tmp_path: Path) -> None:
+    from torchslim.quant import Int8Static
+    from torchslim.quant.gate import dynamic_variant, with_float_groups
+
+    net = _mlp()
+    q = quantize(net, Int8Static(), calibration=[torch.randn(64, 64)])
+    dyn = dynamic_variant(q)
+    assert dyn is not None and all(m.mode == "dynamic" for m in dyn.modules() if hasattr(m, "mode"))
+    x = torch.randn(8, 64)
+    path = export_onnx(dyn, tmp_path / "dyn_variant.onnx", x[:1])
+    assert optimized_op_counts(path).get("DynamicQuantizeMatMul", 0) == 2
+    torch.testing.assert_close(OrtModel(path)(x), dyn(x), atol=2e-3, rtol=1e-2)
+    half = with_float_groups(q, {"2"})  # the second Linear back in float
+    assert type(half[2]) is nn.Linear and type(half[0]).__name__ == "QuantModule"

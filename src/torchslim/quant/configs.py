@@ -27,8 +27,13 @@ class Int8Static(Config):
     [-63, 63] so ONNX Runtime's u8s8 kernels cannot saturate on CPUs without VNNI; ``None``
     means: on when this CPU lacks VNNI.
 
+    Accuracy helpers: ``smooth`` (SmoothQuant's migration strength alpha in (0, 1), e.g. 0.5) divides
+    Linear inputs per channel by ``s`` and multiplies the weights by it (``smooth_target``: names
+    or ``re:`` patterns of the Linear layers to smooth; default all); ``bias_correction`` adds
+    the mean output shift that weight rounding causes back into each bias.
+
     Example:
-        >>> Int8Static(calibration_samples=256).calibration_samples
+        >>> Int8Static(calibration_samples=256, bias_correction=True).calibration_samples
         256
     """
 
@@ -36,13 +41,18 @@ class Int8Static(Config):
     per_channel: bool = True
     calibration_samples: int = Field(default=512, ge=1)
     reduce_range: bool | None = None
+    smooth: float | None = Field(default=None, gt=0, lt=1)
+    smooth_target: Target = Target()
+    bias_correction: bool = False
     target: Target = LINEAR_AND_CONV
 
 
 class Int8Dynamic(Config):
     """Dynamic int8 for Linear layers: int8 weights per channel, activations quantized on the
-    fly per tensor (ONNX Runtime ``DynamicQuantizeMatMul``). Convolutions belong in
-    :class:`Int8Static` (ORT's dynamic ConvInteger is slower than float).
+    fly per tensor (ONNX Runtime ``DynamicQuantizeMatMul``); ``per_channel=False``: one weight
+    scale per layer (ONNX Runtime's default, a little faster there). Convolutions belong in
+    :class:`Int8Static` (ORT's dynamic ConvInteger is slower than float). ``smooth`` (SmoothQuant
+    alpha, see :class:`Int8Static`) needs calibration data to measure the input channels.
 
     Example:
         >>> Int8Dynamic().target.include
@@ -50,6 +60,10 @@ class Int8Dynamic(Config):
     """
 
     reduce_range: bool | None = None
+    per_channel: bool = True
+    smooth: float | None = Field(default=None, gt=0, lt=1)
+    smooth_target: Target = Target()
+    calibration_samples: int = Field(default=128, ge=1)
     target: Target = LINEAR_ONLY
 
     @field_validator("target")
@@ -96,8 +110,9 @@ class QAT(Config):
     """Quantization-aware training: fake quantization with learnable (LSQ) scales trained with
     the straight-through estimator through :func:`torchslim.train.fit`.
 
-    ``bits`` applies to weights; activations use ``act_bits``. ``temperature`` and ``alpha``
-    weight the distillation term when a ``teacher=`` model is given to ``quantize``.
+    ``bits`` applies to weights; activations use ``act_bits``. With a ``teacher=`` model given to
+    ``quantize``, each batch trains on ``(1 - alpha) * CE + alpha * T^2 * KL(teacher_T || student_T)``
+    (``T = temperature``; :func:`torchslim.train.kd.teacher_loss`, the loss distillation uses).
 
     Example:
         >>> QAT(bits=4, epochs=1).epochs

@@ -3,7 +3,8 @@
 The model is exported as float (every :class:`QuantModule` replaced by its float layer with
 the dequantized weights, plus a ReLU it fused), then the graph is rewritten with ``onnx``:
 
-- static layers: the weight becomes an int8 initializer behind a per-channel
+- static layers (``float_compute`` ones keep float weights and get only the output Q/DQ):
+  the weight becomes an int8 initializer behind a per-channel
   ``DequantizeLinear``; the input gets ``QuantizeLinear -> DequantizeLinear`` with the
   calibrated uint8 scale; the bias becomes int32 at scale ``s_in * s_w``; the output (after a
   fused ReLU, or a MatMul's bias Add) gets Q/DQ with the output scale. ONNX Runtime fuses
@@ -13,6 +14,11 @@ the dequantized weights, plus a ReLU it fused), then the graph is rewritten with
   scales, activations quantized on the fly).
 - weight-only layers: int8 or int4 (opset 21) initializers behind a blocked
   ``DequantizeLinear`` feeding the MatMul.
+- input quantizers (:class:`QuantInput`, around average pools): Q/DQ on the pool's input, so a
+  residual add before it runs as ``QLinearAdd``.
+- fewer than 8 activation bits (QAT): the codes still travel as uint8, with a ``Clip`` before
+  each ``QuantizeLinear`` keeping them in ``[0, 2^bits - 1]``; weights with fewer bits are int8
+  initializers holding values in the narrow range. ONNX Runtime runs them on the same kernels.
 
 Registered with :func:`torchslim.export.onnx.register_lowering`, so ``torchslim.export`` and
 ``measure(runtime="onnxruntime")`` use it for any model holding a quantized layer.
@@ -46,33 +52,79 @@ from torch import nn
 
 from torchslim.core.modules import set_module
 from torchslim.export.onnx import ExportError, export_onnx, register_lowering
-from torchslim.quant.fake_quant import QuantModule, quant_modules
+from torchslim.quant.fake_quant import QuantInput, QuantModule, input_quantizers, quant_modules
+from torchslim.quant.onnx_graph import (
+    INTEGER_OPS,
+    MS_DOMAIN,
+    Graph,
+    apply_insertions,
+    drop_noop_activations,
+    optimized_op_counts,
+    qdq,
+    qdq_nodes,
+    set_opset,
+    weight_dq,
+)
 from torchslim.quant.weight_only import WeightOnlyLinear
-
-MS_DOMAIN = "com.microsoft"
 
 
 @dataclass
 class _Layer:
     name: str
     param: str  # the weight's name in the float view
-    w_float: np.ndarray  # dequantized weight as exported, (C_out, ...)
+    w_float: np.ndarray | None  # dequantized weight as exported, (C_out, ...); None for QuantInput
     module: nn.Module
+
+
+_ACTS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+
+
+class _Scale(nn.Module):
+    """SmoothQuant's per-channel input scaling in the float view: one ONNX ``Mul``."""
+
+    def __init__(self, inv: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("inv", inv.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.inv  # (..., C_in)
+
+
+def _merge_same_muls(gr: Graph) -> None:
+    """Siblings smoothed with one scale (q, k, v) each got a Mul: keep one per input and scale."""
+    seen: dict[tuple[str, bytes], str] = {}
+    for node in list(gr.g.node):
+        if node.op_type != "Mul" or len(node.input) != 2 or node.input[1] not in gr.inits:
+            continue
+        key = (node.input[0], gr.array(node.input[1]).tobytes())
+        if key not in seen:
+            seen[key] = node.output[0]
+            continue
+        for user in gr.consumers(node.output[0]):
+            for k, name in enumerate(user.input):
+                if name == node.output[0]:
+                    user.input[k] = seen[key]
+        gr.g.node.remove(node)
 
 
 def _float_view(model: nn.Module) -> tuple[nn.Module, list[_Layer]]:
     """A float copy of ``model``: quantized layers become plain layers holding their
-    dequantized weights (a fused ReLU is kept explicit)."""
+    dequantized weights (a fused activation is kept explicit)."""
     view = copy.deepcopy(model)
     layers = []
     for name, qm in quant_modules(view):
         float_layer = copy.deepcopy(qm.module)
         with torch.no_grad():
             float_layer.weight.copy_(qm.quant_weight())
-        new: nn.Module = nn.Sequential(float_layer, nn.ReLU()) if qm.fused_relu else float_layer
-        set_module(view, name, new)
-        param = f"{name}.0.weight" if qm.fused_relu else f"{name}.weight"
+        act = qm.fused_act if qm.mode == "static" else None
+        parts = ([_Scale(qm.smooth_inv)] if qm.smooth_inv is not None else []) + [float_layer]
+        parts += [_ACTS[act]()] if act else []
+        set_module(view, name, nn.Sequential(*parts) if len(parts) > 1 else float_layer)
+        param = f"{name}.{parts.index(float_layer)}.weight" if len(parts) > 1 else f"{name}.weight"
         layers.append(_Layer(name, param, float_layer.weight.detach().numpy().copy(), qm))
+    for name, qi in input_quantizers(view):
+        set_module(view, name, qi.module)
+        layers.append(_Layer(name, "", None, qi))
     for name, wo in [(n, m) for n, m in view.named_modules() if isinstance(m, WeightOnlyLinear)]:
         float_layer = wo.to_float()
         set_module(view, name, float_layer)
@@ -80,45 +132,11 @@ def _float_view(model: nn.Module) -> tuple[nn.Module, list[_Layer]]:
     return view, layers
 
 
-class _Graph:
-    """Small helper over an ONNX graph: initializers, producers, consumers, fresh names."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.model, self.g = model, model.graph
-        self.inits = {i.name: i for i in self.g.initializer}
-        self.counter = 0
-        self.new_nodes: list[tuple[str | None, onnx.NodeProto]] = []  # (insert before node named, node)
-        names = set()
-        for k, n in enumerate(self.g.node):
-            if not n.name or n.name in names:
-                n.name = f"{n.op_type}__n{k}"
-            names.add(n.name)
-
-    def array(self, name: str) -> np.ndarray | None:
-        init = self.inits.get(name)
-        return numpy_helper.to_array(init) if init is not None else None
-
-    def add_init(self, name: str, arr: np.ndarray) -> str:
-        t = numpy_helper.from_array(arr, name)
-        self.g.initializer.append(t)
-        self.inits[name] = t
-        return name
-
-    def fresh(self, base: str) -> str:
-        self.counter += 1
-        return f"{base}__q{self.counter}"
-
-    def consumers(self, tensor: str) -> list[onnx.NodeProto]:
-        return [n for n in self.g.node if tensor in n.input]
-
-    def producer(self, tensor: str) -> onnx.NodeProto | None:
-        return next((n for n in self.g.node if tensor in n.output), None)
-
-
-def _find_node(gr: _Graph, layer: _Layer) -> tuple[onnx.NodeProto, bool] | None:
+def _find_node(gr: Graph, layer: _Layer) -> tuple[onnx.NodeProto, bool] | None:
     """The Conv/Gemm/MatMul node computing ``layer`` and whether its weight is (K, N)
     (transposed); None when the layer is not in the graph at all (its output is unused)."""
     w = layer.w_float
+    assert w is not None
     for node in gr.g.node:
         if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
             continue
@@ -126,7 +144,7 @@ def _find_node(gr: _Graph, layer: _Layer) -> tuple[onnx.NodeProto, bool] | None:
         transposed = node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b)
         if node.input[1] == layer.param:
             return node, transposed
-        arr = gr.array(node.input[1])
+        arr = gr.array(node.input[1]) if node.input[1] in gr.inits else None
         if arr is None:
             continue
         cand = arr.T if transposed and arr.ndim == 2 else arr
@@ -138,34 +156,9 @@ def _find_node(gr: _Graph, layer: _Layer) -> tuple[onnx.NodeProto, bool] | None:
     return None
 
 
-def _qdq(gr: _Graph, src: str, scale: float, zp: int, before: onnx.NodeProto, cache: dict) -> str:
-    """Q -> DQ (uint8, per tensor) on tensor ``src``; reuses an identical pair."""
-    key = (src, round(scale, 12), zp)
-    if key in cache:
-        return cache[key]
-    s = gr.add_init(gr.fresh(f"{src}_scale"), np.array(scale, dtype=np.float32))
-    z = gr.add_init(gr.fresh(f"{src}_zp"), np.array(zp, dtype=np.uint8))
-    q_out, dq_out = gr.fresh(f"{src}_q"), gr.fresh(f"{src}_dq")
-    gr.new_nodes.append((before.name, helper.make_node("QuantizeLinear", [src, s, z], [q_out], name=gr.fresh("Q"))))
-    gr.new_nodes.append((before.name, helper.make_node("DequantizeLinear", [q_out, s, z], [dq_out], name=gr.fresh("DQ"))))
-    cache[key] = dq_out
-    return dq_out
-
-
-def _weight_dq(gr: _Graph, node: onnx.NodeProto, q: np.ndarray, scale: np.ndarray, axis: int, zp_dtype: type = np.int8,
-               block: int | None = None) -> None:
-    w_name = gr.add_init(gr.fresh(f"{node.name}_w_int"), q)
-    s_name = gr.add_init(gr.fresh(f"{node.name}_w_scale"), scale.astype(np.float32))
-    z_name = gr.add_init(gr.fresh(f"{node.name}_w_zp"), np.zeros(scale.shape, dtype=zp_dtype))
-    out = gr.fresh(f"{node.name}_w_dq")
-    attrs = {"axis": axis} if block is None else {"axis": axis, "block_size": block}
-    gr.new_nodes.append((node.name, helper.make_node("DequantizeLinear", [w_name, s_name, z_name], [out], name=gr.fresh("DQw"), **attrs)))
-    node.input[1] = out
-
-
-def _requant_output(gr: _Graph, node: onnx.NodeProto, scale: float, zp: int, fused_relu: bool) -> None:
-    """Rename the layer's final output ``t`` (after bias Add / fused ReLU) to ``t_pre`` and add
-    ``Q -> DQ`` writing ``t``, so every reader (and a graph output) sees the quantized value."""
+def _requant_output(gr: Graph, node: onnx.NodeProto, qm: QuantModule) -> None:
+    """Rename the layer's final output ``t`` (after bias Add / fused activation) to ``t_pre``
+    and add ``Q -> DQ`` writing ``t``, so every reader (and a graph output) sees the quantized value."""
     last = node
     while True:
         users = gr.consumers(last.output[0])
@@ -173,37 +166,30 @@ def _requant_output(gr: _Graph, node: onnx.NodeProto, scale: float, zp: int, fus
         if nxt is not None and last.name == node.name and node.op_type == "MatMul" and nxt.op_type == "Add" and any(i in gr.inits for i in nxt.input):
             last = nxt
             continue
-        if nxt is not None and fused_relu and nxt.op_type == "Relu":
+        if nxt is not None and qm.fused_act and nxt.op_type in ("Relu", "Clip"):
             last = nxt
         break
     out = last.output[0]
     pre = gr.fresh(f"{out}_pre")
     last.output[0] = pre
-    s = gr.add_init(gr.fresh(f"{out}_scale"), np.array(scale, dtype=np.float32))
-    z = gr.add_init(gr.fresh(f"{out}_zp"), np.array(zp, dtype=np.uint8))
-    q_out = gr.fresh(f"{out}_q")
-    after = _next_node(gr, last)
-    gr.new_nodes.append((after, helper.make_node("QuantizeLinear", [pre, s, z], [q_out], name=gr.fresh("Qo"))))
-    gr.new_nodes.append((after, helper.make_node("DequantizeLinear", [q_out, s, z], [out], name=gr.fresh("DQo"))))
+    qdq_nodes(gr, pre, out, float(qm.out_scale.detach()), int(qm.out_zp), qm.act_qmax, gr.next_node(last))
 
 
-def _next_node(gr: _Graph, node: onnx.NodeProto) -> str | None:
-    names = [n.name for n in gr.g.node]
-    i = names.index(node.name)
-    return names[i + 1] if i + 1 < len(names) else None
-
-
-def _lower_static(gr: _Graph, layer: _Layer, cache: dict) -> None:
+def _lower_static(gr: Graph, layer: _Layer, cache: dict) -> None:
     qm: QuantModule = layer.module  # type: ignore[assignment]
     found = _find_node(gr, layer)
     if found is None:  # dead in the exported graph (e.g. an unused pooler)
         return
     node, transposed = found
+    if qm.float_compute:  # a float layer whose output keeps its grid for the integer layers reading it
+        if qm.quantize_output:
+            _requant_output(gr, node, qm)
+        return
     w_q = qm.int_weight().numpy()  # (C_out, ...)
     w_s = qm.w_scale.detach().numpy().astype(np.float32)  # (C_out,)
-    in_s, in_zp = float(qm.in_scale), int(qm.in_zp)
-    node.input[0] = _qdq(gr, node.input[0], in_s, in_zp, node, cache)
-    _weight_dq(gr, node, w_q.T.copy() if transposed else w_q, w_s, 1 if transposed else 0)
+    in_s, in_zp = float(qm.in_scale.detach()), int(qm.in_zp)
+    node.input[0] = qdq(gr, node.input[0], in_s, in_zp, node, cache, qm.act_qmax)
+    weight_dq(gr, node, w_q.T.copy() if transposed else w_q, w_s, 1 if transposed else 0)
     if len(node.input) > 2 and node.input[2] and node.input[2] in gr.inits:
         b = gr.array(node.input[2]).astype(np.float64)  # (C_out,)
         bs = (np.float32(in_s) * w_s).astype(np.float32)
@@ -215,10 +201,28 @@ def _lower_static(gr: _Graph, layer: _Layer, cache: dict) -> None:
         gr.new_nodes.append((node.name, helper.make_node("DequantizeLinear", [bn, bsn, bz], [out], name=gr.fresh("DQb"), axis=0)))
         node.input[2] = out
     if qm.quantize_output:
-        _requant_output(gr, node, float(qm.out_scale), int(qm.out_zp), qm.fused_relu)
+        _requant_output(gr, node, qm)
 
 
-def _lower_dynamic(gr: _Graph, layer: _Layer) -> None:
+def _lower_input(gr: Graph, layer: _Layer, cache: dict) -> None:
+    qi: QuantInput = layer.module  # type: ignore[assignment]
+    node = gr.first_in_scope(layer.name)
+    if node is None:
+        raise ExportError(f"cannot find the ONNX node of {layer.name!r} to quantize its input "
+                          "(the TorchScript fallback exporter keeps no module names)")
+    node.input[0] = qdq(gr, node.input[0], float(qi.in_scale), int(qi.in_zp), node, cache, qi.act_qmax)
+    pool = qi.module
+    size = getattr(pool, "output_size", None)
+    keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+    if node.op_type == "ReduceMean" and size in (1, (1,), (1, 1)) and keepdims == 1:
+        # the exporter writes a global average pool as ReduceMean; as GlobalAveragePool between
+        # Q/DQ pairs ONNX Runtime runs it on uint8 (QLinearGlobalAveragePool)
+        del node.input[1:]
+        del node.attribute[:]
+        node.op_type = "GlobalAveragePool"
+
+
+def _lower_dynamic(gr: Graph, layer: _Layer) -> None:
     qm: QuantModule = layer.module  # type: ignore[assignment]
     found = _find_node(gr, layer)
     if found is None:  # dead in the exported graph (e.g. an unused pooler)
@@ -227,6 +231,8 @@ def _lower_dynamic(gr: _Graph, layer: _Layer) -> None:
     w_q = qm.int_weight().numpy()  # (N, K)
     w_s = qm.w_scale.detach().numpy().astype(np.float32)  # (N,)
     b = gr.add_init(gr.fresh(f"{node.name}_w_int"), w_q.T.copy())  # (K, N)
+    if np.all(w_s == w_s[0]):  # per-tensor weights: a scalar scale (ORT's faster path)
+        w_s = np.array(w_s[0], dtype=np.float32)
     s = gr.add_init(gr.fresh(f"{node.name}_w_scale"), w_s)
     z = gr.add_init(gr.fresh(f"{node.name}_w_zp"), np.zeros(w_s.shape, dtype=np.int8))
     inputs = [node.input[0], b, s, z]
@@ -237,7 +243,7 @@ def _lower_dynamic(gr: _Graph, layer: _Layer) -> None:
     node.op_type = "__remove__"
 
 
-def _lower_weight_only(gr: _Graph, layer: _Layer) -> None:
+def _lower_weight_only(gr: Graph, layer: _Layer) -> None:
     wo: WeightOnlyLinear = layer.module  # type: ignore[assignment]
     found = _find_node(gr, layer)
     if found is None:  # dead in the exported graph (e.g. an unused pooler)
@@ -253,7 +259,7 @@ def _lower_weight_only(gr: _Graph, layer: _Layer) -> None:
             out, mm = node.output[0], gr.fresh(f"{node.name}_mm")
             node.output[0] = mm
             del node.input[2]
-            gr.new_nodes.append((_next_node(gr, node), helper.make_node("Add", [mm, bias], [out], name=gr.fresh("Add"))))
+            gr.new_nodes.append((gr.next_node(node), helper.make_node("Add", [mm, bias], [out], name=gr.fresh("Add"))))
     qt = q.T.copy()  # (K, N)
     st = scale.T.copy()  # (K // g, N)
     w_name = gr.fresh(f"{node.name}_w_int")
@@ -271,59 +277,6 @@ def _lower_weight_only(gr: _Graph, layer: _Layer) -> None:
     node.input[1] = out
 
 
-def _drop_relu_after_zero_dq(gr: _Graph) -> None:
-    """A ReLU reading a DequantizeLinear with zero point 0 (uint8) changes nothing: bypass it."""
-    for node in list(gr.g.node):
-        if node.op_type != "Relu":
-            continue
-        prod = gr.producer(node.input[0])
-        if prod is None or prod.op_type != "DequantizeLinear" or len(prod.input) < 3:
-            continue
-        zp = gr.array(prod.input[2])
-        if zp is None or zp.dtype != np.uint8 or zp.any():
-            continue
-        out_names = {o.name for o in gr.g.output}
-        if node.output[0] in out_names:
-            continue
-        for user in gr.consumers(node.output[0]):
-            for k, name in enumerate(user.input):
-                if name == node.output[0]:
-                    user.input[k] = node.input[0]
-        gr.g.node.remove(node)
-
-
-def _apply_insertions(gr: _Graph) -> None:
-    nodes = list(gr.g.node)
-    before: dict[str, list[onnx.NodeProto]] = {}
-    tail: list[onnx.NodeProto] = []
-    for anchor, new in gr.new_nodes:
-        if anchor is None:
-            tail.append(new)
-        else:
-            before.setdefault(anchor, []).append(new)
-    out = []
-    for n in nodes:
-        out.extend(before.get(n.name, []))
-        if n.op_type != "__remove__":
-            out.append(n)
-    out.extend(tail)
-    del gr.g.node[:]
-    gr.g.node.extend(out)
-    used = {i for n in gr.g.node for i in n.input}
-    keep = [i for i in gr.g.initializer if i.name in used]
-    del gr.g.initializer[:]
-    gr.g.initializer.extend(keep)
-    del gr.g.value_info[:]
-
-
-def _set_opset(model: onnx.ModelProto, opset: int) -> None:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx") and imp.version < opset:
-            imp.version = opset
-    if not any(imp.domain == MS_DOMAIN for imp in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-
-
 def lower_quantized(model: nn.Module, tmp: Path, inputs: tuple[torch.Tensor, ...], opset: int, dynamic_batch: bool) -> None:
     """The registered lowering: write ``model`` as a QDQ ONNX graph at ``tmp``."""
     view, layers = _float_view(model)
@@ -331,52 +284,29 @@ def lower_quantized(model: nn.Module, tmp: Path, inputs: tuple[torch.Tensor, ...
     with tempfile.TemporaryDirectory() as d:
         float_path = export_onnx(view, Path(d) / "float.onnx", inputs, opset=max(opset, 18), dynamic_batch=dynamic_batch)
         onnx_model = onnx.load(str(float_path))
-    gr = _Graph(onnx_model)
+    gr = Graph(onnx_model)
+    _merge_same_muls(gr)
     cache: dict = {}
     for layer in layers:
         if isinstance(layer.module, WeightOnlyLinear):
             _lower_weight_only(gr, layer)
+        elif isinstance(layer.module, QuantInput):
+            _lower_input(gr, layer, cache)
         elif layer.module.mode == "dynamic":
             _lower_dynamic(gr, layer)
         else:
             _lower_static(gr, layer, cache)
-    _apply_insertions(gr)
-    _drop_relu_after_zero_dq(gr)
-    _set_opset(onnx_model, max(opset, needs))
+    apply_insertions(gr)
+    drop_noop_activations(gr)
+    set_opset(onnx_model, max(opset, needs))
     onnx.save(onnx_model, str(tmp))
 
 
 def is_quantized(model: nn.Module) -> bool:
     """True when ``model`` holds a torchslim quantized layer (then export uses QDQ)."""
-    return any(isinstance(m, (QuantModule, WeightOnlyLinear)) for m in model.modules())
+    return any(isinstance(m, (QuantModule, QuantInput, WeightOnlyLinear)) for m in model.modules())
 
 
 register_lowering("torchslim.quant", is_quantized, lower_quantized)
 
-INTEGER_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
-               "DynamicQuantizeMatMul", "MatMulNBits", "QLinearAdd", "QLinearAveragePool", "QLinearGlobalAveragePool")
-
-
-def optimized_op_counts(path: str | Path) -> dict[str, int]:
-    """Node types (with counts) in the graph ONNX Runtime actually runs after its optimizations.
-
-    Example:
-        >>> import tempfile, torch
-        >>> from torchslim.export.onnx import export_onnx
-        >>> p = export_onnx(torch.nn.Linear(4, 2), tempfile.mkdtemp() + "/m.onnx", torch.zeros(1, 4))
-        >>> optimized_op_counts(p)
-        {'Gemm': 1}
-    """
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory() as d:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.optimized_model_filepath = str(Path(d) / "opt.onnx")
-        opts.log_severity_level = 3
-        ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        g = onnx.load(opts.optimized_model_filepath).graph
-    counts: dict[str, int] = {}
-    for n in g.node:
-        counts[n.op_type] = counts.get(n.op_type, 0) + 1
-    return counts
+__all__ = ["INTEGER_OPS", "is_quantized", "lower_quantized", "optimized_op_counts"]

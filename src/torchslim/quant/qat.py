@@ -18,18 +18,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from torchslim.core.config import register_handler
 from torchslim.core.errors import ConfigError
 from torchslim.core.fold import fold_batchnorm
-from torchslim.quant.calibrate import QUANTIZABLE, calibrate, plan_fusions, wrap_layers
+from torchslim.quant.calibrate import (
+    QUANTIZABLE,
+    calibrate,
+    plan_fusions,
+    wrap_avg_pools,
+    wrap_layers,
+)
 from torchslim.quant.configs import QAT
-from torchslim.quant.fake_quant import quant_modules
+from torchslim.quant.fake_quant import input_quantizers, quant_modules
 from torchslim.quant.report import QuantReport, attach_report
-from torchslim.train import LossContext, fit
+from torchslim.train import fit, teacher_loss
 
 
 def _learnable(module: nn.Module, name: str) -> None:
@@ -43,6 +47,9 @@ def prepare_qat(model: nn.Module, config: QAT, calibration: Any) -> nn.Module:
     (in place); the result is the harsh post-training model QAT starts from."""
     model = fold_batchnorm(model, inplace=True)
     names = wrap_layers(model, config.target, QUANTIZABLE, mode="static")
+    wrap_avg_pools(model)
+    for _, qi in input_quantizers(model):
+        qi.act_qmax = 2 ** config.act_bits - 1
     for _, m in quant_modules(model):
         m.w_qmax = 2 ** (config.bits - 1) - 1
         m.act_qmax = 2 ** config.act_bits - 1
@@ -57,20 +64,6 @@ def prepare_qat(model: nn.Module, config: QAT, calibration: Any) -> nn.Module:
     return model
 
 
-def distill_loss(teacher: nn.Module, temperature: float, alpha: float) -> Any:
-    """``extra_loss`` for fit: ``alpha * T^2 * KL(teacher || student)`` on softened logits."""
-    teacher.eval()
-
-    def loss(ctx: LossContext) -> torch.Tensor:
-        with torch.no_grad():
-            t_logits = teacher(*ctx.inputs)  # (B, classes)
-        s = F.log_softmax(ctx.outputs / temperature, dim=-1)
-        t = F.softmax(t_logits / temperature, dim=-1)
-        return alpha * temperature**2 * F.kl_div(s, t, reduction="batchmean")
-
-    return loss
-
-
 @register_handler(QAT)
 def quantize_qat(model: nn.Module, config: QAT, *, calibration: Any = None, train_data: Any = None,
                  teacher: nn.Module | None = None, val_data: Any = None, progress: bool = True, **_: Any) -> nn.Module:
@@ -79,7 +72,7 @@ def quantize_qat(model: nn.Module, config: QAT, *, calibration: Any = None, trai
     if train_data is None:
         raise ConfigError("QAT needs train_data= (a DataLoader of (inputs, targets)) to train on")
     model = prepare_qat(model, config, calibration if calibration is not None else train_data)
-    extra = distill_loss(teacher, config.temperature, config.alpha) if teacher is not None else None
+    extra = teacher_loss(teacher, temperature=config.temperature, alpha=config.alpha) if teacher is not None else None
     fit(model, train_data, epochs=config.epochs, lr=config.lr, extra_loss=extra, val_data=val_data,
         progress=progress, description="qat")
     return model.eval()

@@ -20,13 +20,15 @@ from torch import nn
 @dataclass
 class QuantReport:
     """``layers``: quantized layer names; ``kept_float``: name -> reason; ``table``: rows of
-    measurements (gate latencies, sensitivity) as dicts; ``notes``: free text."""
+    measurements (gate latencies, sensitivity) as dicts; ``notes``: free text; ``variant``: what
+    the latency gate picked (``"float"``, ``"int8"``, a variant's name, or a per-group mixture)."""
 
     config: str
     layers: list[str] = field(default_factory=list)
     kept_float: dict[str, str] = field(default_factory=dict)
     table: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    variant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -34,6 +36,7 @@ class QuantReport:
 
     def __str__(self) -> str:
         lines = [f"{self.config}: {len(self.layers)} layer(s) quantized"]
+        lines += [f"  latency gate picked: {self.variant}"] if self.variant else []
         lines += [f"  kept float: {k} ({v})" for k, v in self.kept_float.items()]
         lines += [f"  {row}" for row in self.table]
         lines += [f"  note: {n}" for n in self.notes if n]

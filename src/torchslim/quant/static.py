@@ -32,12 +32,14 @@ from torchslim.quant.calibrate import (
     calibrate,
     cpu_has_vnni,
     plan_fusions,
+    wrap_avg_pools,
     wrap_layers,
 )
 from torchslim.quant.configs import Int8Static
 from torchslim.quant.fake_quant import quant_modules
-from torchslim.quant.gate import apply_gate
+from torchslim.quant.gate import apply_gate, static_variants
 from torchslim.quant.report import QuantReport, attach_report
+from torchslim.quant.smooth import correct_bias, smooth_layers
 
 
 def prepare_static(model: nn.Module, config: Int8Static) -> tuple[nn.Module, list[str], str]:
@@ -46,6 +48,7 @@ def prepare_static(model: nn.Module, config: Int8Static) -> tuple[nn.Module, lis
     reduce_range = (not cpu_has_vnni()) if config.reduce_range is None else config.reduce_range
     names = wrap_layers(model, config.target, QUANTIZABLE, mode="static", reduce_range=reduce_range,
                         observer=config.observer)
+    wrap_avg_pools(model, observer=config.observer)
     if not config.per_channel:
         for _, m in quant_modules(model):
             m.w_scale.fill_(float(m.w_scale.max()))
@@ -54,16 +57,24 @@ def prepare_static(model: nn.Module, config: Int8Static) -> tuple[nn.Module, lis
 
 @register_handler(Int8Static)
 def quantize_static(model: nn.Module, config: Int8Static, *, calibration: Any = None, gate: str | None = None,
-                    example_inputs: Any = None, threads: int = 1, **options: Any) -> nn.Module:
-    """Handler of :class:`Int8Static` (called by ``quantize``); ``gate="latency"`` keeps float
-    where int8 is slower in ONNX Runtime (needs ``example_inputs``)."""
-    float_model = model
-    if gate is not None:
-        float_model = copy.deepcopy(model)
+                    example_inputs: Any = None, threads: int = 1, gate_groups: bool = True, **options: Any) -> nn.Module:
+    """Handler of :class:`Int8Static` (called by ``quantize``). ``gate="latency"`` (needs
+    ``example_inputs``) times float, static int8 and its variants that are as accurate on the
+    calibration data (per-tensor weights, dynamic Linear layers) in ONNX Runtime at ``threads``
+    threads, keeps the fastest, then (``gate_groups``) puts each layer group back in float where
+    that is faster; see :mod:`torchslim.quant.gate`."""
+    float_model = copy.deepcopy(model) if gate is not None or config.bias_correction else model
     model, names, note = prepare_static(model, config)
+    notes = [note]
+    if config.smooth is not None:
+        notes.append(smooth_layers(model, calibration, config.calibration_samples, config.smooth, config.smooth_target))
     used = calibrate(model, calibration, config.calibration_samples)
-    report = QuantReport(config=config.type_key, layers=names, notes=[note, f"calibrated on {used} samples"])
-    attach_report(model, report)
-    if gate is not None:
-        return apply_gate(model, float_model, gate, example_inputs, threads)
-    return model
+    if config.bias_correction:
+        reference = fold_batchnorm(float_model)  # same layer names as the quantized model
+        notes.append(correct_bias(model, reference, calibration, config.calibration_samples))
+    notes.append(f"calibrated on {used} samples")
+    attach_report(model, QuantReport(config=config.type_key, layers=names, notes=notes))
+    if gate is None:
+        return model
+    return apply_gate(model, float_model, gate, example_inputs, threads, groups=gate_groups, variants=static_variants(model),
+                      guard_data=calibration, guard_samples=config.calibration_samples)
