@@ -1,17 +1,32 @@
 """Structured pruning, torchslim against Torch-Pruning 1.6.1, side by side in one process.
 
-Run: ``python -m benchmarks prune``. For resnet-mnist and mobilenet-mnist (trained teachers):
-both tools prune to the same MACs target (half the MACs, bisection on each tool's ratio),
-both fine-tune with the same budget (``train.fit``, Adam 1e-3, cosine, ``epochs``), then
-MACs ratio, batch-1 latency speed-up (torch 1 thread and ONNX Runtime 1 thread, interleaved
-medians) and test accuracy. MiniLM (if installed): 25% of heads and FFN neurons, embedding
-cosine to the original and speed-up. Coverage: which models each tool prunes without error.
+Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,large,minilm`` picks parts).
+
+- **mnist**: resnet-mnist and mobilenet-mnist (trained teachers). Both tools prune to half the
+  MACs (torchslim: ``target_macs=0.5``; Torch-Pruning: bisection on its ratio), both recover with
+  the same budget (:data:`FT`: ``recover`` = ``train.fit``, Adam, cosine, logit KD from the
+  unpruned teacher). Test accuracy (1,000 images), MACs ratio, batch-1 latency speed-up in torch
+  and ONNX Runtime (1 thread, interleaved medians).
+- **large**: the same latency comparison on a ResNet-18 (3x64x64) and a MobileNet-v1 (3x128x128)
+  built here (random weights; latency does not depend on them), where compute, not per-op
+  overhead, dominates. Torch-Pruning is run with its default call and with ``round_to=16``.
+- **minilm**: all-MiniLM-L6-v2 (needs the ``minilm`` extra): 25% of the heads and of the FFN
+  neurons removed. Mean cosine of sentence embeddings to the original on 320 held-out real
+  sentences (Python's own documentation), before and after a short recovery (embeddings
+  distilled from the original on 640 other sentences), and the speed-up at batch 32 x seq 128,
+  2 threads, torch and ORT. Torch-Pruning runs with its documented BERT recipe (heads declared).
+- **coverage**: which models and transformer blocks each tool prunes (50%, default call) with
+  the output shapes kept, and what torchslim leaves pinned.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import inspect
+import os
+import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,128 +40,343 @@ from torchslim import data, zoo
 from torchslim.export import OrtModel, export_onnx
 from torchslim.measure import evaluate
 from torchslim.measure.macs import count_macs
-from torchslim.train import fit
+from torchslim.zoo.resnet import BasicBlock
 
 # The package, not the `prune` function that `torchslim` re-exports under the same name.
 P = importlib.import_module("torchslim.prune")
+FT = {"epochs": 10, "lr": 3e-3, "kd_weight": 1.0, "temperature": 4.0}  # the same for both tools
+MNIST_CONFIG = {"target_macs": 0.5, "round_to": 8, "scope": "global", "importance": "l2"}
+LARGE_CONFIG = {"target_macs": 0.5, "round_to": 16, "importance": "l2"}  # AVX-512: 16-float blocks
 
 
-def _macs(m: nn.Module, x: torch.Tensor) -> int:
-    return count_macs(m, (x,))[0]
+def _macs(m: nn.Module, x: Any) -> int:
+    return count_macs(m, x if isinstance(x, tuple) else (x,))[0]
 
 
-def tp_prune(model: nn.Module, x: torch.Tensor, ratio: float) -> nn.Module:
+def _params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def tp_prune(model: nn.Module, x: Any, ratio: float, **options: Any) -> nn.Module:
     """Torch-Pruning's default call: L2 group magnitude, classifier ignored."""
     import torch_pruning as tp
 
     m = copy.deepcopy(model).eval()
     last = [mod for mod in m.modules() if isinstance(mod, nn.Linear)][-1:]
     pruner = tp.pruner.MetaPruner(m, x, importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                  pruning_ratio=ratio, ignored_layers=last)
+                                  pruning_ratio=ratio, ignored_layers=last, **options)
     pruner.step()
     return m
 
 
-def tp_to_target(model: nn.Module, x: torch.Tensor, keep: float) -> tuple[nn.Module, float]:
+def tp_to_target(model: nn.Module, x: torch.Tensor, keep: float, **options: Any) -> tuple[nn.Module, float]:
     """Bisection on Torch-Pruning's ratio until MACs <= keep * original."""
     goal, lo, hi = keep * _macs(model, x), 0.0, 0.9
     best = None
     for _ in range(10):
         mid = (lo + hi) / 2
-        m = tp_prune(model, x, mid)
+        m = tp_prune(model, x, mid, **options)
         if _macs(m, x) <= goal:
             hi, best = mid, m
         else:
             lo = mid
-    return best or tp_prune(model, x, hi), hi
+    return best or tp_prune(model, x, hi, **options), hi
 
 
-def latency(models: dict[str, nn.Module], x: torch.Tensor, workdir: Path, rounds: int) -> dict[str, Any]:
-    torch.set_num_threads(1)
+def latency(models: dict[str, nn.Module], x: Any, workdir: Path, *, rounds: int, inner: int,
+            threads: int = 1, title: str = "") -> dict[str, float]:
+    """Median ms per call of every model in torch (eager, inference mode) and ONNX Runtime."""
+    torch.set_num_threads(threads)
+    xs = x if isinstance(x, tuple) else (x,)
     cases: dict[str, Any] = {}
     for k, m in models.items():
         m = m.eval()
 
         def run(m: nn.Module = m) -> None:
             with torch.inference_mode():
-                m(x)
+                m(*xs)
         cases[f"{k} torch"] = run
-        ort = OrtModel(export_onnx(m, workdir / f"{k}.onnx", x), threads=1)
-        feeds = ort.feeds(x)
+        stem = re.sub(r"\W", "_", k)
+        ort = OrtModel(export_onnx(m, workdir / f"{stem}.onnx", x), threads=threads)
+        feeds = ort.feeds(*xs)
         cases[f"{k} ort"] = lambda ort=ort, feeds=feeds: ort.run_numpy(feeds)
-    res = side_by_side(cases, rounds=rounds, inner=20, title="batch 1, 1 thread")
+    res = side_by_side(cases, rounds=rounds, inner=inner, title=title or f"batch {xs[0].shape[0]}, {threads} thread(s)")
     res.print()
     return {n: c.median_ms for n, c in res.cases.items()}
 
 
-def bench_model(name: str, epochs: int, rounds: int, workdir: Path) -> dict[str, Any]:
-    teacher = zoo.teacher(name).eval()
-    x = zoo.example_inputs(name, batch_size=1)
-    splits = data.load(zoo.info(name).dataset, batch_size=64, seed=0, shift=2)
-    base_macs = _macs(teacher, x)
-    ours = P.prune(teacher, P.StructuredPrune(target_macs=0.5, importance="l2"), example_inputs=x)
-    theirs, ratio = tp_to_target(teacher, x, 0.5)
-    out: dict[str, Any] = {"unpruned": {"macs": base_macs, "acc": evaluate(teacher, splits.test)}}
-    for label, m in (("torchslim", ours), ("torch-pruning", theirs)):
-        acc0 = evaluate(m, splits.test)
-        fit(m, splits.train, epochs=epochs, lr=1e-3, progress=False)
-        out[label] = {"macs": _macs(m, x), "macs_ratio": base_macs / _macs(m, x), "acc_before_ft": acc0,
-                      "acc": evaluate(m, splits.test), "params": sum(p.numel() for p in m.parameters())}
-    out["torch-pruning"]["ratio"] = ratio
-    lat = latency({"unpruned": teacher, "torchslim": ours, "torch-pruning": theirs}, x, workdir, rounds)
-    for label in ("torchslim", "torch-pruning"):
+def _speedups(out: dict[str, Any], lat: dict[str, float], labels: list[str]) -> None:
+    out["latency_ms"] = lat
+    for label in labels:
         for rt in ("torch", "ort"):
             out[label][f"speedup_{rt}"] = lat[f"unpruned {rt}"] / lat[f"{label} {rt}"]
-    out["latency_ms"] = lat
-    print(name, {k: {kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()} for k, v in out.items() if k != "latency_ms"})
+        out[label]["ort_over_macs"] = out[label]["speedup_ort"] / out[label]["macs_ratio"]
+        out[label]["torch_over_macs"] = out[label]["speedup_torch"] / out[label]["macs_ratio"]
+
+
+def _show(name: str, out: dict[str, Any]) -> None:
+    for k, v in out.items():
+        if isinstance(v, dict) and k != "latency_ms":
+            print(name, k, {kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()}, flush=True)
+
+
+def bench_mnist(name: str, workdir: Path, seed: int = 0) -> dict[str, Any]:
+    teacher = zoo.teacher(name, progress=False).eval()
+    x = zoo.example_inputs(name, batch_size=1)
+    splits = data.load(zoo.info(name).dataset, batch_size=64, seed=seed, shift=2)
+    base = _macs(teacher, x)
+    ours = P.prune(teacher, P.StructuredPrune(**MNIST_CONFIG), example_inputs=x)
+    theirs, ratio = tp_to_target(teacher, x, 0.5)
+    out: dict[str, Any] = {"unpruned": {"macs": base, "params": _params(teacher), "acc": evaluate(teacher, splits.test)}}
+    for label, m in (("torchslim", ours), ("torch-pruning", theirs)):
+        acc0 = evaluate(m, splits.test)
+        P.recover(m, splits.train, teacher=teacher, progress=False, seed=seed, **FT)
+        out[label] = {"macs": _macs(m, x), "macs_ratio": base / _macs(m, x), "params": _params(m),
+                      "acc_before_ft": acc0, "acc": evaluate(m, splits.test),
+                      "channels": [c.out_channels for c in m.modules() if isinstance(c, nn.Conv2d)]}
+    out["torch-pruning"]["ratio"] = ratio
+    lat = latency({"unpruned": teacher, "torchslim": ours, "torch-pruning": theirs}, x, workdir,
+                  rounds=31, inner=20, title=f"{name}: batch 1, 1 thread")
+    _speedups(out, lat, ["torchslim", "torch-pruning"])
+    _show(name, out)
     return out
 
 
-def bench_minilm(rounds: int) -> dict[str, Any]:
+class ResNet18(nn.Module):
+    """ResNet-18 for 3x64x64 inputs: stride-2 3x3 stem, 4 stages of 2 BasicBlocks (64-512)."""
+
+    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        blocks, c = [], widths[0]
+        for i, w in enumerate(widths):
+            blocks += [BasicBlock(c, w, 2 if i else 1), BasicBlock(w, w)]
+            c = w
+        self.layers = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 64, 64)
+        return self.head(self.layers(self.stem(x)))  # (B, classes)
+
+
+def _cbr(i: int, o: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o), nn.ReLU6())
+
+
+class MobileNetV1(nn.Module):
+    """MobileNet-v1 (width 1.0): 13 depthwise 3x3 + pointwise 1x1 blocks, 32-1024 channels."""
+
+    CFG = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1))
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        layers, c = [_cbr(3, 32, 3, 2)], 32
+        for o, stride in self.CFG:
+            layers += [_cbr(c, c, 3, stride, groups=c), _cbr(c, o, 1)]
+            c = o
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 128, 128)
+        return self.head(self.features(x))  # (B, classes)
+
+
+def _random_bn(model: nn.Module) -> nn.Module:
+    """Random BatchNorm scales and statistics, so magnitude criteria see varied channels."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data = torch.rand(m.num_features, generator=gen) + 0.5
+            m.running_var = torch.rand(m.num_features, generator=gen) + 0.5
+    return model.eval()
+
+
+def bench_large(workdir: Path) -> dict[str, Any]:
+    results = {}
+    for name, net, size in (("resnet18", ResNet18, 64), ("mobilenet-v1", MobileNetV1, 128)):
+        torch.manual_seed(0)
+        model = _random_bn(net())
+        x = torch.randn(1, 3, size, size)
+        base = _macs(model, x)
+        models = {"unpruned": model, "torchslim": P.prune(model, P.StructuredPrune(**LARGE_CONFIG), example_inputs=x),
+                  "torch-pruning": tp_to_target(model, x, 0.5)[0],
+                  "torch-pruning round_to=16": tp_to_target(model, x, 0.5, round_to=16)[0]}
+        out: dict[str, Any] = {"input": [3, size, size], "unpruned": {"macs": base, "params": _params(model)}}
+        for k, m in list(models.items())[1:]:
+            out[k] = {"macs": _macs(m, x), "macs_ratio": base / _macs(m, x), "params": _params(m)}
+        lat = latency(models, x, workdir, rounds=21, inner=3, title=f"{name} 3x{size}x{size}: batch 1, 1 thread")
+        _speedups(out, lat, list(models)[1:])
+        _show(name, out)
+        results[name] = out
+    return results
+
+
+DOC_MODULES = ("argparse", "asyncio", "calendar", "collections", "concurrent.futures", "configparser", "contextlib",
+               "csv", "dataclasses", "datetime", "decimal", "difflib", "email", "enum", "fractions", "ftplib",
+               "functools", "gettext", "glob", "gzip", "heapq", "html.parser", "http.client", "inspect", "io",
+               "ipaddress", "itertools", "json", "locale", "logging", "os", "pathlib", "pdb", "pickle", "platform",
+               "pprint", "queue", "random", "sched", "selectors", "shutil", "smtplib", "socket", "sqlite3",
+               "statistics", "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "timeit",
+               "tokenize", "traceback", "typing", "unittest", "urllib.request", "uuid", "warnings", "zipfile")
+
+
+def sentences() -> list[str]:
+    """Real English sentences from the docstrings of Python's standard library (deterministic
+    for a Python version), shuffled with a fixed seed."""
+    seen: dict[str, None] = {}
+    for name in DOC_MODULES:
+        mod = importlib.import_module(name)
+        objs = [mod, *[o for _, o in sorted(vars(mod).items()) if (inspect.isfunction(o) or inspect.isclass(o))
+                       and getattr(o, "__module__", "") == mod.__name__]]
+        for para in "\n\n".join(inspect.getdoc(o) or "" for o in objs).split("\n\n"):
+            for s in re.split(r"(?<=[.!?])\s+", " ".join(para.split())):
+                if 8 <= len(s.split()) <= 40 and s[0].isupper() and s.endswith(".") and not re.search(r"[<>{}\[\]=_`|\\]|\(\)", s):
+                    seen[s] = None
+    out = list(seen)
+    random.Random(0).shuffle(out)
+    return out
+
+
+class Embedder(nn.Module):
+    """A sentence encoder as sentence-transformers runs all-MiniLM-L6-v2: mean pooling over the
+    attention mask, then L2 normalisation."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.m = encoder
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T), (B, T)
+        h = self.m(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, 384)
+        w = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        return F.normalize((h * w).sum(1) / w.sum(1).clamp_min(1), dim=-1)  # (B, 384)
+
+
+def tp_minilm(model: nn.Module, x: tuple[torch.Tensor, ...], ratio: float) -> nn.Module:
+    """Torch-Pruning's BERT recipe: heads declared per q/k/v projection, whole heads removed,
+    FFN neurons pruned; every layer writing the hidden width is ignored so it stays 384."""
+    import torch_pruning as tp
+
+    m = copy.deepcopy(model).eval()
+    heads = {}
+    for mod in m.modules():
+        if hasattr(mod, "num_attention_heads") and hasattr(mod, "query"):
+            heads.update({mod.query: mod.num_attention_heads, mod.key: mod.num_attention_heads, mod.value: mod.num_attention_heads})
+    ignored = [mod for n, mod in m.named_modules() if n.endswith("output.dense") or n.endswith("pooler.dense")]
+    pruner = tp.pruner.MetaPruner(m, list(x), importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                  pruning_ratio=ratio, ignored_layers=ignored, num_heads=heads, prune_num_heads=True,
+                                  prune_head_dims=False, head_pruning_ratio=ratio,
+                                  output_transform=lambda out: out.last_hidden_state.sum())
+    pruner.step()
+    for mod in m.modules():
+        if not hasattr(mod, "query") or mod.query not in pruner.num_heads:
+            continue
+        mod.num_attention_heads = pruner.num_heads[mod.query]
+        mod.all_head_size = mod.query.out_features
+    return m
+
+
+def _cosine(model: nn.Module, batches: list[tuple[torch.Tensor, ...]], ref: list[torch.Tensor]) -> float:
+    with torch.inference_mode():
+        return float(torch.cat([(model(*b) * r).sum(1) for b, r in zip(batches, ref, strict=True)]).mean())
+
+
+def bench_minilm(workdir: Path, recover_epochs: int = 2) -> dict[str, Any]:
     try:
-        model, tok = zoo.minilm()
+        encoder, tok = zoo.minilm()
     except ImportError as e:
         return {"skipped": str(e)}
-    sents = ["Structured pruning removes whole attention heads.", "The cat sat on the mat.",
-             "ONNX Runtime runs the pruned model.", "A sentence embedding model maps text to vectors."] * 2
-    b = tok(sents, padding="max_length", max_length=64, truncation=True, return_tensors="pt")
-    x = (b["input_ids"], b["attention_mask"])
-    small = P.prune(model, P.StructuredPrune(sparsity=0.25), example_inputs=x)
-
-    def embed(m: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = m(ids, mask).last_hidden_state  # (B, T, 384)
-        return (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (B, 384) mean pooling
-
-    with torch.inference_mode():
-        cos = F.cosine_similarity(embed(model, *x), embed(small, *x)).mean().item()
     torch.set_num_threads(2)
-    x1 = (x[0][:1], x[1][:1])
+    texts = sentences()
+    train_s, test_s = texts[:640], texts[640:960]
 
-    def run(m: nn.Module) -> Any:
-        def f() -> None:
-            with torch.inference_mode():
-                m(*x1)
-        return f
-    res = side_by_side({"unpruned": run(model), "torchslim 25%": run(small)}, rounds=rounds, inner=5,
-                       title="MiniLM batch 1 x seq 64, 2 threads")
-    res.print()
-    out = {"cosine": cos, "speedup_torch": res.ratio("torchslim 25%"),
-           "params": (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in small.parameters()))}
-    print("minilm", out)
+    def batches(ss: list[str], pad: str = "longest") -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = []
+        for i in range(0, len(ss), 32):
+            b = tok(ss[i:i + 32], padding=pad, truncation=True, max_length=128, return_tensors="pt")
+            out.append((b["input_ids"], b["attention_mask"]))
+        return out
+
+    test_b, train_b = batches(test_s), [(b,) for b in batches(train_s)]
+    teacher = Embedder(encoder).eval()
+    with torch.inference_mode():
+        ref = [teacher(*b) for b in test_b]
+    x = train_b[0][0]
+    cfg = {"sparsity": 0.25, "ignore": ("m.pooler",), "round_to": 16}  # round_to: FFN widths (not heads)
+    ours = P.prune(teacher, P.StructuredPrune(importance="taylor", scope="global", **cfg), example_inputs=x, data=train_b)
+    uniform = P.prune(teacher, P.StructuredPrune(importance="taylor", **cfg), example_inputs=x, data=train_b)
+    ours_l2 = P.prune(teacher, P.StructuredPrune(**cfg), example_inputs=x)
+    theirs = Embedder(tp_minilm(encoder, x, 0.25))
+    layers = ours.m.encoder.layer
+    out: dict[str, Any] = {
+        "sentences": {"recovery": len(train_s), "held_out": len(test_s)},
+        "heads": [blk.attention.self.query.out_features // 32 for blk in layers],
+        "ffn": [blk.intermediate.dense.out_features for blk in layers],
+        "params": {"unpruned": _params(encoder), "torchslim": _params(ours), "torch-pruning": _params(theirs)},
+        "cosine": {"torchslim taylor global": _cosine(ours, test_b, ref), "torchslim taylor layer": _cosine(uniform, test_b, ref),
+                   "torchslim l2 layer": _cosine(ours_l2, test_b, ref), "torch-pruning": _cosine(theirs, test_b, ref)},
+    }
+    print("minilm before recovery", out, flush=True)
+    for label, m in (("torchslim taylor global", ours), ("torch-pruning", theirs)):
+        for p in m.m.embeddings.parameters():
+            p.requires_grad_(False)  # not pruned; skips 11.7M embedding gradients per step
+        P.recover(m, train_b, epochs=recover_epochs, teacher=teacher, match="outputs", lr=1e-4,
+                  optimizer="adamw", progress=False)
+        out["cosine"][f"{label} + recovery"] = _cosine(m, test_b, ref)
+    out["recovery"] = {"epochs": recover_epochs, "lr": 1e-4, "loss": "1 - cos + relative mse of embeddings"}
+    bench = batches(test_s[:32], pad="max_length")[0]  # (32, 128)
+    pruned = {"torchslim": ours, "torchslim layer": uniform, "torch-pruning": theirs}
+    lat = latency({"unpruned": teacher, **pruned}, bench, workdir,
+                  rounds=11, inner=1, threads=2, title="all-MiniLM-L6-v2: batch 32 x seq 128, 2 threads")
+    out["latency_ms"] = lat
+    out["speedup"] = {f"{k} {rt}": lat[f"unpruned {rt}"] / lat[f"{k} {rt}"] for k in pruned for rt in ("torch", "ort")}
+    out["macs_ratio"] = {k: _macs(teacher, bench) / _macs(m, bench) for k, m in pruned.items()}
+    print("minilm", {k: v for k, v in out.items() if k != "latency_ms"}, flush=True)
     return out
+
+
+class _MHABlock(nn.Module):
+    """nn.MultiheadAttention + FFN on (B, T, 32)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
+        self.fc = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32)
+        h = x + self.attn(x, x, x, need_weights=False)[0]
+        return self.fc((h + self.ffn(h)).mean(1))  # (B, 3)
+
+
+class _Decoder(nn.Module):
+    """GroupNorm, a grouped conv and a transposed conv (a small U-Net-style decoder)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1, groups=4))
+        self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
+        self.out = nn.Conv2d(16, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W)
+        return self.out(F.silu(self.up(self.enc(x))))  # (B, 3, H, W)
 
 
 def coverage() -> dict[str, dict[str, str]]:
-    """Prune 50% with each tool's default call; 'ok' if the output shape is kept."""
-    rows: dict[str, dict[str, str]] = {}
+    """Prune 50% with each tool's default call; 'ok' if the output shape is kept and it shrank."""
     models: dict[str, tuple[nn.Module, Any]] = {n: (zoo.model(n).eval(), zoo.example_inputs(n, 2)) for n in zoo.names()}
+    models["resnet18 (3x64x64)"] = (_random_bn(ResNet18()), torch.randn(1, 3, 64, 64))
+    models["mobilenet-v1 (3x128x128)"] = (_random_bn(MobileNetV1()), torch.randn(1, 3, 128, 128))
+    models["GroupNorm + grouped + transposed conv"] = (_Decoder().eval(), torch.randn(2, 3, 16, 16))
     models["nn.TransformerEncoderLayer"] = (nn.TransformerEncoderLayer(32, 4, 64, batch_first=True).eval(), torch.randn(2, 5, 32))
+    models["nn.MultiheadAttention block"] = (_MHABlock().eval(), torch.randn(2, 5, 32))
+    models["the same after split_attention"] = (P.split_attention(models["nn.MultiheadAttention block"][0]), torch.randn(2, 5, 32))
     try:
         mini, tok = zoo.minilm()
         b = tok(["a test sentence"], return_tensors="pt")
-        models["minilm (BERT blocks)"] = (mini, (b["input_ids"], b["attention_mask"]))
+        models["all-MiniLM-L6-v2 (BERT blocks)"] = (mini, (b["input_ids"], b["attention_mask"]))
     except ImportError:
         pass
+    rows: dict[str, dict[str, str]] = {}
     for name, (m, x) in models.items():
         rows[name] = {}
         xs = x if isinstance(x, tuple) else (x,)
@@ -154,29 +384,37 @@ def coverage() -> dict[str, dict[str, str]]:
             want = P.structured.report.leaves_shape(m(*xs))
         for tool in ("torchslim", "torch-pruning"):
             try:
-                if tool == "torchslim":
-                    s = P.prune(m, P.StructuredPrune(sparsity=0.5), example_inputs=x)
-                else:
-                    s = tp_prune(m, x if not isinstance(x, tuple) else list(x), 0.5)
+                s = P.prune(m, P.StructuredPrune(sparsity=0.5), example_inputs=x) if tool == "torchslim" else tp_prune(m, list(xs), 0.5)
                 with torch.no_grad():
                     got = P.structured.report.leaves_shape(s(*xs))
-                shrunk = sum(p.numel() for p in s.parameters()) < sum(p.numel() for p in m.parameters())
-                rows[name][tool] = "ok" if got == want and shrunk else ("no change" if got == want else f"shape {got}")
+                status = "ok" if got == want and _params(s) < _params(m) else ("no change" if got == want else f"output shape {got}")
+                if tool == "torchslim":
+                    pinned = [k for k, v in s.slim_prune_report.pinned.items()
+                              if not v[0].startswith(("model input", "model output")) and "looked up by index" not in v[0]]
+                    status += f" ({len(pinned)} groups pinned: {', '.join(pinned)})" if pinned else ""
             except Exception as e:  # noqa: BLE001 - the table reports it
-                rows[name][tool] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}"
-        print(f"{name:28s} torchslim: {rows[name]['torchslim']:12s} torch-pruning: {rows[name]['torch-pruning']}")
+                status = f"error: {type(e).__name__}: {str(e).splitlines()[0][:90] if str(e) else ''}"
+            rows[name][tool] = status
+        print(f"{name:38s} torchslim: {rows[name]['torchslim'][:150]}\n{'':38s} torch-pruning: {rows[name]['torch-pruning']}", flush=True)
     return rows
 
 
-def main(out_dir: Path, epochs: int = 3, rounds: int = 21) -> dict[str, Any]:
+def main(out_dir: Path) -> dict[str, Any]:
+    parts = os.environ.get("PRUNE_BENCH", "coverage,mnist,large,minilm").split(",")
     previous = torch.get_num_threads()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"fine_tune": FT, "mnist_config": MNIST_CONFIG, "large_config": LARGE_CONFIG}
     try:
-        results["coverage"] = coverage()
         with tempfile.TemporaryDirectory() as tmp:
-            for name in ("resnet-mnist", "mobilenet-mnist"):
-                results[name] = bench_model(name, epochs, rounds, Path(tmp))
-        results["minilm"] = bench_minilm(rounds)
+            if "coverage" in parts:
+                results["coverage"] = coverage()
+            if "mnist" in parts:
+                for name in ("resnet-mnist", "mobilenet-mnist"):
+                    torch.set_num_threads(previous)
+                    results[name] = bench_mnist(name, Path(tmp))
+            if "large" in parts:
+                results["large"] = bench_large(Path(tmp))
+            if "minilm" in parts:
+                results["minilm"] = bench_minilm(Path(tmp))
     finally:
         torch.set_num_threads(previous)
     return results

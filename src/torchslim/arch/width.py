@@ -35,6 +35,7 @@ from torchslim.core.errors import ConfigError
 from torchslim.core.graph import ChannelGroup, GraphCaptureError, build_graph
 from torchslim.core.inputs import as_tuple
 from torchslim.core.modules import get_module, set_module
+from torchslim.core.surgery import fix_sizes, shrink, tensor_sizes, update_heads
 
 WIDENABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -60,62 +61,24 @@ def _dropped(groups: list[ChannelGroup], multiplier: float) -> tuple[dict[str, d
     return drop, kept
 
 
-def _select(t: torch.Tensor, dims: dict[int, set[int]]) -> torch.Tensor:
-    for d, gone in dims.items():
-        t = t.index_select(d, torch.tensor([i for i in range(t.shape[d]) if i not in gone], dtype=torch.long,
-                                           device=t.device))
-    return t.contiguous()
-
-
-def _fix_sizes(m: nn.Module, old_weight: tuple[int, ...] | None, old_groups: int) -> None:
-    """Set a layer's size attributes from its (already shrunk) tensors."""
-    if isinstance(m, nn.Linear):
-        m.out_features, m.in_features = m.weight.shape
-    elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
-        if old_groups > 1 and old_weight is not None:  # depthwise: keep the outputs per group
-            m.groups = m.weight.shape[0] // (old_weight[0] // old_groups)
-        m.out_channels, m.in_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
-    elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        ref = m.weight if m.weight is not None else m.running_mean
-        if ref is not None:
-            m.num_features = ref.shape[0]
-    elif isinstance(m, nn.LayerNorm) and m.weight is not None:
-        m.normalized_shape = tuple(m.weight.shape)
-    elif isinstance(m, nn.Embedding):
-        m.num_embeddings, m.embedding_dim = m.weight.shape
-
-
-def _fix_heads(m: nn.Module, old: int, new: int, head_dim: int) -> None:
-    """The attention module's head count (an int attribute named like ``num_heads``) and any
-    total width (``heads * head_dim``, e.g. ``all_head_size``)."""
-    for k, v in list(vars(m).items()):
-        if k.startswith("_") or isinstance(v, bool) or not isinstance(v, int):
-            continue
-        if v == old and "head" in k and "dim" not in k and "size" not in k:
-            setattr(m, k, new)
-        elif v == old * head_dim and head_dim > 1:
-            setattr(m, k, new * head_dim)
-
-
 def _by_graph(student: nn.Module, multiplier: float, inputs: tuple[torch.Tensor, ...]) -> None:
     groups = build_graph(copy.deepcopy(student).eval(), inputs).groups  # same parameter names
     drop, kept = _dropped(groups, multiplier)
-    before = {n: (tuple(m.weight.shape) if isinstance(getattr(m, "weight", None), torch.Tensor) else None,
-                  getattr(m, "groups", 1)) for n, m in student.named_modules()}
+    before = {n: tensor_sizes(m) for n, m in student.named_modules()}
     with torch.no_grad():
         for name, dims in drop.items():
             owner_name, _, attr = name.rpartition(".")
             owner = get_module(student, owner_name)
             if owner._parameters.get(attr) is not None:
                 p = owner._parameters[attr]
-                owner._parameters[attr] = nn.Parameter(_select(p.data, dims), requires_grad=p.requires_grad)
+                owner._parameters[attr] = nn.Parameter(shrink(p.data, dims), requires_grad=p.requires_grad)
             elif owner._buffers.get(attr) is not None:
-                owner._buffers[attr] = _select(owner._buffers[attr], dims)
+                owner._buffers[attr] = shrink(owner._buffers[attr], dims)
     for name, m in student.named_modules():
-        _fix_sizes(m, *before[name])
+        fix_sizes(m, before[name])
     for g in groups:
         for mod_name, head_dim in dict.fromkeys(g.head_splits):  # q, k and v name the same module
-            _fix_heads(get_module(student, mod_name), g.units, kept[id(g)], head_dim)
+            update_heads(get_module(student, mod_name), g.units, kept[id(g)], head_dim)
 
 
 # --- rebuild path: layer by layer, registration order --------------------------------------

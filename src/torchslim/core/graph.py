@@ -14,6 +14,11 @@ touches parameters and is not pinned: removing unit ``u`` removes the matching s
 every member parameter. Model inputs and outputs pin their dims (output shapes never change);
 ops without a rule pin what they touch and are listed in :attr:`DependencyGraph.unsupported`.
 
+Grouped convolutions and GroupNorm make a whole group the unit (every group keeps its size);
+depthwise convolutions follow their input channel by channel; transposed convolutions tie
+their weight's dim 0 to the input. ``nn.MultiheadAttention``'s packed heads are pinned (see
+``torchslim.prune.split_attention``).
+
 Reshapes: a view that splits a channel dim into ``(heads, head_dim)`` makes the head the unit
 (the module that did the split is recorded, so its head-count attributes can be updated); a
 merge (flatten) makes the leading dim's channels repeat over the inner size. ``torch.export``
@@ -189,8 +194,10 @@ def _apply(dims: DimUnion, node: fx.Node, get: Any, unsupported: list[str]) -> A
         if b is not None:
             dims.tie_layouts(b[0], w[0], why)
         return x[:-1] + [w[0]]
-    if t in ("aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default", "aten.convolution.default"):
+    if t in CONV:
         return _conv(dims, node, get, why)
+    if t in ("aten.group_norm.default", "aten.native_group_norm.default"):
+        return _group_norm(dims, node, get, why)
     if t in ("aten.batch_norm.default", "aten._native_batch_norm_legit_no_training.default"):
         for p in a[1:5]:
             if get(p) is not None:
@@ -211,8 +218,9 @@ def _apply(dims: DimUnion, node: fx.Node, get: Any, unsupported: list[str]) -> A
     if t in POOL and x is not None and out_shape is not None:
         return x[:2] + [dims.fresh(s) for s in out_shape[2:]] if len(out_shape) == len(xs) else _pin_all(dims, node, get, why, unsupported)
     if t in REDUCE and x is not None:
-        red = {d % len(xs) for d in (a[1] if len(a) > 1 and a[1] is not None else range(len(xs)))}
-        keep = len(a) > 2 and a[2]
+        at = 2 if t == "aten.linalg_vector_norm.default" else 1  # (x, ord, dim, keepdim) vs (x, dim, keepdim)
+        red = {d % len(xs) for d in (a[at] if len(a) > at and a[at] is not None else range(len(xs)))}
+        keep = len(a) > at + 1 and a[at + 1]
         return [dims.fresh(1) if d in red else x[d] for d in range(len(xs)) if keep or d not in red]
     if t in RESHAPE and x is not None and out_shape is not None:
         return reshape(dims, x, xs, out_shape, mod, why)
@@ -224,7 +232,7 @@ def _apply(dims: DimUnion, node: fx.Node, get: Any, unsupported: list[str]) -> A
             d0, d1 = (a[1] % len(xs), a[2] % len(xs)) if t == "aten.transpose.int" else (0, 1)
             order[d0], order[d1] = order[d1], order[d0]
         return [x[d] for d in order]
-    if t == "aten.expand.default" and x is not None:
+    if t in ("aten.expand.default", "aten.expand_as.default") and x is not None:
         out = [dims.fresh(s) for s in out_shape]
         for j in range(1, len(xs) + 1):
             if xs[-j] == out_shape[-j]:
@@ -267,27 +275,63 @@ def _apply(dims: DimUnion, node: fx.Node, get: Any, unsupported: list[str]) -> A
     return _pin_all(dims, node, get, why, unsupported)
 
 
+CONV = ("aten.conv1d.default", "aten.conv2d.default", "aten.conv3d.default", "aten.convolution.default",
+        "aten.conv_transpose1d.default", "aten.conv_transpose2d.input", "aten.conv_transpose3d.input")
+
+
 def _conv(dims: DimUnion, node: fx.Node, get: Any, why: str) -> Any:
+    """Convolutions, plain, grouped, depthwise and transposed. Grouped: a unit is a whole group
+    (its ``C_in/G`` inputs and ``C_out/G`` outputs), so every group keeps the same size."""
     a = node.args
+    t = str(node.target)
     x, w = get(a[0]), get(a[1])
     b = get(a[2]) if len(a) > 2 else None
     xs, ws, out_shape = shape_of(a[0]), shape_of(a[1]), shape_of(node)
-    transposed = str(node.target) == "aten.convolution.default" and a[6]
-    groups = a[8] if str(node.target) == "aten.convolution.default" else (a[6] if len(a) > 6 else 1)
+    transposed = bool(a[6]) if t == "aten.convolution.default" else "transpose" in t
+    groups = a[8] if t == "aten.convolution.default" else (a[6] if len(a) > 6 else 1)
+    c_in = xs[1]
+    if not transposed:  # weight (C_out, C_in/G, *k)
+        if groups == 1:
+            dims.bind(w, 1, x[1], why)
+        elif ws[1] == 1:  # depthwise (multiplier m = C_out/C_in): out channel o <- in channel o // m
+            dims.bind(w, 0, repeat(x[1], ws[0] // c_in), why)
+        else:
+            unit = dims.fresh(groups)[0][0]
+            dims.tie_layouts(x[1], [(unit, c_in // groups, c_in)], why)
+            dims.bind(w, 0, [(unit, ws[0] // groups, ws[0])], why)
+        out_ch = w[0]
+    else:  # weight (C_in, C_out/G, *k)
+        dims.bind(w, 0, x[1], why)
+        if groups == 1:
+            out_ch = w[1]
+        else:
+            dims.pin_layout(w[1], f"{why}: outputs within a group of a grouped transposed convolution")
+            unit = dims.fresh(groups)[0][0]
+            dims.tie_layouts(x[1], [(unit, c_in // groups, c_in)], why)
+            out_ch = [(unit, ws[1], ws[1] * groups)]
     if b is not None:
-        dims.tie_layouts(b[0], w[0], why)
-    out = [x[0], w[0]] + [dims.fresh(s) for s in out_shape[2:]]
-    if transposed:
-        dims.pin_layout(x[1] + w[0] + w[1], f"{why}: transposed convolution")
-    elif groups == 1:
-        dims.bind(w, 1, x[1], why)
-    elif groups == xs[1] and len(x[1]) == 1:  # depthwise (with multiplier m = out/in)
-        m = ws[0] // xs[1]
-        c, k, _ = x[1][0]
-        dims.tie_scaled(w[0][0][0], c, m * k, why)  # out channel o <- in channel o // m
+        dims.bind(b, 0, out_ch, why)
+    return [x[0], out_ch] + [dims.fresh(s) for s in out_shape[2:]]
+
+
+def _group_norm(dims: DimUnion, node: fx.Node, get: Any, why: str) -> Any:
+    """GroupNorm: a unit is a whole group of ``C/G`` channels (the other groups' statistics
+    stay exactly as they were)."""
+    a = node.args
+    x = get(a[0])
+    c = shape_of(a[0])[1]
+    native = str(node.target) == "aten.native_group_norm.default"
+    groups, params = (a[6], a[1:3]) if native else (a[1], a[2:4])
+    lays = [get(p) for p in params if get(p) is not None]
+    if groups == 1 or not lays:
+        dims.pin_layout(x[1], f"{why}: " + ("one group normalizes over every channel" if groups == 1
+                                             else "GroupNorm without affine parameters"))
     else:
-        dims.pin_layout(x[1] + w[0], f"{why}: grouped convolution (groups={groups})")
-    return out
+        unit = dims.fresh(groups)[0][0]
+        dims.tie_layouts(x[1], [(unit, c // groups, c)], why)
+        for lay in lays:
+            dims.bind(lay, 0, x[1], why)
+    return [x, None, None] if native else x
 
 
 def _pin_all(dims: DimUnion, node: fx.Node, get: Any, why: str, unsupported: list[str]) -> Any:

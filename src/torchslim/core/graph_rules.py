@@ -61,7 +61,7 @@ POOL = {
         "upsample_nearest2d.vec", "upsample_bilinear2d.vec",
     )
 }
-REDUCE = {f"aten.{n}" for n in ("mean.dim", "sum.dim_IntList", "amax.default", "amin.default")}
+REDUCE = {f"aten.{n}" for n in ("mean.dim", "sum.dim_IntList", "amax.default", "amin.default", "linalg_vector_norm.default")}
 RESHAPE = {
     f"aten.{n}" for n in (
         "view.default", "reshape.default", "_unsafe_view.default", "flatten.using_ints",

@@ -1,5 +1,6 @@
-"""Pruning: unstructured masks (magnitude, random, N:M, gradual, lottery ticket) and structured
-removal of channels, neurons and attention heads through torchslim's own dependency graph.
+"""Pruning: unstructured masks (magnitude, random, N:M, gradual, lottery ticket), structured
+removal of channels, neurons and attention heads through torchslim's own dependency graph
+(optionally latency-aware), and depth pruning (whole residual branches).
 
 Example:
     >>> import torch
@@ -10,22 +11,31 @@ Example:
 """
 
 from torchslim.prune.api import prune
+from torchslim.prune.depth import (
+    BlockPrune,
+    BlockReport,
+    DroppedBranch,
+    SkippedLayer,
+    preflight_blocks,
+)
 from torchslim.prune.structured import (
     IMPORTANCES,
     PruneReport,
     StructuredPrune,
-    kd_loss,
     load_pruned,
+    output_match_loss,
     preflight,
     rebuild,
     record_shapes,
     recover,
     save_pruned,
+    split_attention,
 )
 from torchslim.prune.unstructured import *  # noqa: F403 - the unstructured half's public names
 from torchslim.prune.unstructured import __all__ as _unstructured_all
 
 __all__ = [
-    "IMPORTANCES", "PruneReport", "StructuredPrune", "kd_loss", "load_pruned", "preflight", "prune",
-    "rebuild", "record_shapes", "recover", "save_pruned", *_unstructured_all,
+    "BlockPrune", "BlockReport", "DroppedBranch", "SkippedLayer", "preflight_blocks",
+    "IMPORTANCES", "PruneReport", "StructuredPrune", "load_pruned", "output_match_loss", "preflight", "prune",
+    "rebuild", "record_shapes", "recover", "save_pruned", "split_attention", *_unstructured_all,
 ]

@@ -77,7 +77,7 @@ def test_concat_offsets_channels() -> None:
     assert torch.equal(keep(x), model(x))
 
 
-def test_depthwise_follows_its_input_and_grouped_is_pinned() -> None:
+def test_depthwise_follows_its_input_and_grouped_removes_whole_groups() -> None:
     from torchslim import zoo
 
     model = zoo.model("mobilenet-mnist").eval()
@@ -88,9 +88,10 @@ def test_depthwise_follows_its_input_and_grouped_is_pinned() -> None:
     grouped = Grouped().eval()
     xg = torch.randn(1, 3, 5, 5)
     report = P.preflight(grouped, xg)
-    assert any("grouped convolution" in r[0] for r in report.pinned.values())
+    assert "c1:channels" in [g.name() for g in report.groups] and not report.unsupported
     out = P.prune(grouped, P.StructuredPrune(sparsity=0.5), example_inputs=xg)
-    assert out.g.in_channels == 8 and out.c2.out_channels == 3 and out(xg).shape == (1, 2)
+    assert (out.c1.out_channels, out.g.in_channels, out.g.out_channels, out.g.groups) == (4, 4, 4, 1)
+    assert out.c2.out_channels == 3 and out(xg).shape == (1, 2)
 
 
 def _known_layer() -> nn.Sequential:

@@ -27,6 +27,7 @@ from torchslim.core.graph import ChannelGroup, build_graph
 from torchslim.core.inputs import as_tuple
 from torchslim.core.targets import Target, check_names_exist, select
 from torchslim.measure.macs import count_macs
+from torchslim.prune.structured.aware import latency_aware_removal
 from torchslim.prune.structured.config import StructuredPrune
 from torchslim.prune.structured.importance import group_scores
 from torchslim.prune.structured.report import PruneReport, leaves_shape
@@ -57,7 +58,22 @@ def preflight(model: nn.Module, example_inputs: Any, config: StructuredPrune | N
         else:
             report.groups.append(g)
     _trial(model_eval, inputs, report)
+    _explain_mha(model_eval, report)
     return report
+
+
+MHA_PINNED = ("nn.MultiheadAttention derives head_dim from its input width (embed_dim), so its heads "
+              "cannot shrink without the model width; prune split_attention(model) to remove heads")
+
+
+def _explain_mha(model: nn.Module, report: PruneReport) -> None:
+    """Say why the heads of ``nn.MultiheadAttention`` modules stay pinned (their packed q/k/v
+    projection is indexed, which the graph reports in less helpful words)."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.MultiheadAttention):
+            for group, reasons in report.pinned.items():
+                if (group.startswith(f"{name}:") or any(f" in {name}:" in r for r in reasons)) and MHA_PINNED not in reasons:
+                    reasons.insert(0, MHA_PINNED)
 
 
 def _ignored_params(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
@@ -104,17 +120,20 @@ def _trial(model: nn.Module, inputs: tuple[torch.Tensor, ...], report: PruneRepo
 
 
 def select_units(groups: list[ChannelGroup], scores: list[torch.Tensor], sparsity: float, config: StructuredPrune) -> Removal:
-    """Which units to remove: the lowest scores per group (layer scope) or overall (global)."""
+    """Which units to remove: the lowest scores per group (layer scope), or overall (global
+    scope; attention heads are ranked among heads, channels among channels)."""
     if sparsity <= 0:
         return {}
     counts = []
     if config.scope == "layer":
         counts = [int(sparsity * g.units) for g in groups]
-    else:
-        flat = torch.cat(scores)
-        n = int(sparsity * flat.numel())
-        threshold = flat.sort().values[n - 1] if n > 0 else -math.inf
-        counts = [int((s <= threshold).sum()) for s in scores]
+    else:  # one ranking per kind of unit: heads with heads, channels with channels
+        threshold = {}
+        for kind in (True, False):
+            flat = torch.cat([s for g, s in zip(groups, scores, strict=True) if g.is_heads == kind] or [torch.zeros(0)])
+            n = int(sparsity * flat.numel())
+            threshold[kind] = flat.sort().values[n - 1] if n > 0 else -math.inf
+        counts = [int((s <= threshold[g.is_heads]).sum()) for g, s in zip(groups, scores, strict=True)]
     removal: Removal = {}
     for g, s, n in zip(groups, scores, counts, strict=True):
         n = min(n, int(config.max_sparsity * g.units) if config.scope == "global" else n, g.units - 1)
@@ -170,11 +189,16 @@ def structured_prune(model: nn.Module, config: StructuredPrune, *, example_input
     if any("no rule" in r for reasons in report.pinned.values() for r in reasons):
         warnings.warn(f"structured pruning left parts unpruned: {report.summary()}", stacklevel=3)
     scores = group_scores(model, report.groups, config.importance, data=data, seed=config.seed)
-    sparsity = config.sparsity
-    if config.target_macs is not None or config.target_params is not None:
-        sparsity = _search(model, inputs, report, scores, config)
-    report.sparsity = sparsity
-    _apply(model, report, scores, sparsity, config)
+    if config.runtime is not None:
+        removal = latency_aware_removal(model, inputs, report, scores, config)
+        report.removed = {g.name(): len(u) for g, u in removal.values()}
+        remove_units(model, removal)
+    else:
+        sparsity = config.sparsity
+        if config.target_macs is not None or config.target_params is not None:
+            sparsity = _search(model, inputs, report, scores, config)
+        report.sparsity = sparsity
+        _apply(model, report, scores, sparsity, config)
     model.train(was)
     model.slim_prune_report = report
     return model

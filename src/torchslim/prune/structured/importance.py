@@ -3,8 +3,10 @@
 Criteria only read weights (and gradients, for Taylor); they never change the model, so
 *what* to remove stays apart from *how* (:mod:`torchslim.prune.structured.surgery`).
 
-Each member parameter gives a per-unit score (the slices of that parameter the unit owns),
-normalised by its mean over the group's units, and the group score is the mean over members.
+Magnitude criteria (L1, L2, BN scale): each member parameter gives a per-unit score (the slices
+of that parameter the unit owns), normalised by its mean over the group's units, and the group
+score is the mean over members. Taylor (:func:`taylor_scores`) estimates, from gradients on
+data, how much the loss (or the output) changes when a unit is removed.
 
 Example:
     >>> import torch
@@ -48,9 +50,7 @@ def _member_score(t: torch.Tensor, m: Member, units: int, how: str) -> torch.Ten
     s = unit_slices(t, m, units).float()  # (units, n)
     if how == "l1":
         return s.abs().sum(1)
-    if how == "l2":
-        return s.pow(2).sum(1).sqrt()
-    return s.sum(1).abs()  # taylor: |sum w * grad| per unit
+    return s.pow(2).sum(1).sqrt()  # l2
 
 
 def _combine(scores: list[torch.Tensor], units: int) -> torch.Tensor:
@@ -60,19 +60,35 @@ def _combine(scores: list[torch.Tensor], units: int) -> torch.Tensor:
     return torch.stack(normed).mean(0)  # (units,)
 
 
-def taylor_gradients(model: nn.Module, data: Iterable[Any], batches: int = 4) -> dict[str, torch.Tensor]:
-    """Accumulated ``weight * grad`` per parameter over ``batches`` batches (first-order Taylor).
+def prediction(out: Any) -> torch.Tensor:
+    """The tensor a criterion reads from a model output (Hugging Face outputs: element 0)."""
+    if hasattr(out, "to_tuple") and not isinstance(out, torch.Tensor):
+        out = out.to_tuple()
+    return first_tensor(out)
 
-    Items are ``(x, y)`` (cross-entropy) or ``x`` alone (the output's squared norm).
+
+def taylor_scores(model: nn.Module, groups: list[ChannelGroup], data: Iterable[Any], batches: int = 4,
+                  seed: int = 0) -> list[torch.Tensor]:
+    """First-order Taylor importance of whole units (Molchanov et al., 2019): per batch, the
+    estimated loss change of removing a unit is ``sum(w * dL/dw)`` over every parameter slice
+    it owns; its square is accumulated over ``batches`` batches.
+
+    Items ``(x, y)`` use the cross-entropy loss. Unlabelled items (``x`` or ``(x,)``) use a random
+    projection of the output, ``L = <out, r>`` with ``r ~ N(0, I)``: the expected square of the
+    first-order change is then the squared norm of the change of the output (embeddings,
+    hidden states), whose gradient at the unpruned model is not zero.
 
     Example:
         >>> import torch
-        >>> data = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]
-        >>> sorted(taylor_gradients(torch.nn.Linear(3, 2), data))
-        ['bias', 'weight']
+        >>> from torchslim.core.graph import build_graph
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        >>> g = build_graph(net, (torch.zeros(1, 3),)).groups
+        >>> taylor_scores(net, g, [torch.randn(8, 3)])[0].shape
+        torch.Size([4])
     """
     params = dict(model.named_parameters())
-    acc = {n: torch.zeros_like(p) for n, p in params.items()}
+    acc = [torch.zeros(g.units) for g in groups]
+    gen = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
     seen = 0
@@ -81,17 +97,24 @@ def taylor_gradients(model: nn.Module, data: Iterable[Any], batches: int = 4) ->
             break
         inputs, targets = batch_of(item)
         model.zero_grad(set_to_none=True)
-        out = first_tensor(model(*inputs))
-        loss = F.cross_entropy(out, targets) if targets is not None else out.pow(2).mean()
+        out = prediction(model(*inputs))
+        if targets is not None:
+            loss = F.cross_entropy(out, targets)
+        else:
+            loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum() / out.shape[0]
         loss.backward()
-        for n, p in params.items():
-            if p.grad is not None:
-                acc[n] += (p.detach() * p.grad).abs()  # |w * dL/dw| per element
+        for a, g in zip(acc, groups, strict=True):
+            unit = torch.zeros(g.units)
+            for m in g.members:
+                p = params.get(m.param)
+                if p is not None and p.grad is not None:  # buffers (running statistics) do not vote
+                    unit += unit_slices(p.detach() * p.grad, m, g.units).sum(1).float()
+            a += unit.pow(2)
         seen += 1
     model.zero_grad(set_to_none=True)
     model.train(was)
     if seen == 0:
-        raise ConfigError("importance='taylor' needs data=: an iterable of (x, y) batches; got none")
+        raise ConfigError("importance='taylor' needs data=: an iterable of (x, y) batches (or unlabelled x); got none")
     return acc
 
 
@@ -116,8 +139,8 @@ def group_scores(model: nn.Module, groups: list[ChannelGroup], importance: str, 
         return [torch.rand(g.units, generator=gen) for g in groups]
     if importance == "taylor":
         if data is None:
-            raise ConfigError("importance='taylor' needs data=: an iterable of (x, y) batches")
-        tensors = taylor_gradients(model, data, batches)
+            raise ConfigError("importance='taylor' needs data=: an iterable of (x, y) batches (or unlabelled x)")
+        return taylor_scores(model, groups, data, batches, seed)
     out = []
     for g in groups:
         scores = []
@@ -131,7 +154,7 @@ def group_scores(model: nn.Module, groups: list[ChannelGroup], importance: str, 
                 continue
             if isinstance(owner, NORMS) or m.param.endswith("bias"):
                 continue  # weights decide; norms and biases follow
-            scores.append(_member_score(tensors[m.param], m, g.units, "l2" if importance == "l2" else ("l1" if importance == "l1" else "taylor")))
+            scores.append(_member_score(tensors[m.param], m, g.units, importance))
         if importance == "bn_scale" and not scores:  # no norm in this group: fall back to L2
             scores = [_member_score(tensors[m.param], m, g.units, "l2") for m in g.members
                       if m.param in tensors and not m.param.endswith("bias")]

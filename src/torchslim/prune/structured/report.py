@@ -21,13 +21,16 @@ from torchslim.core.graph import ChannelGroup
 @dataclass
 class PruneReport:
     """Prunable ``groups``; ``pinned`` group name -> reasons; ``unsupported`` ops (left as they
-    are); after pruning, ``removed`` group name -> units removed and the ``sparsity`` used."""
+    are); after pruning, ``removed`` group name -> units removed and the ``sparsity`` used;
+    latency-aware pruning adds ``latency`` (the measured table, the units kept per group, the
+    estimated latency and the measured latency before and after, in ms)."""
 
     groups: list[ChannelGroup]
     pinned: dict[str, list[str]] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     removed: dict[str, int] = field(default_factory=dict)
     sparsity: float | None = None
+    latency: dict[str, Any] | None = None
 
     def summary(self) -> str:
         """A few lines a person can read.
@@ -43,6 +46,10 @@ class PruneReport:
             lines.append("unsupported ops (left unpruned): " + ", ".join(self.unsupported))
         if self.removed:
             lines.append("removed: " + ", ".join(f"{k} -{v}" for k, v in self.removed.items()))
+        if self.latency:
+            ms = self.latency["measured_ms"]
+            lines.append(f"latency on {self.latency['runtime']}: {ms['unpruned']:.3f} -> {ms['pruned']:.3f} ms measured "
+                         f"({ms['unpruned'] / ms['pruned']:.2f}x; table estimate {self.latency['estimated_ms']:.3f} ms)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,7 +61,7 @@ class PruneReport:
         """
         return {"groups": [{"name": g.name(), "units": g.units, "heads": g.is_heads} for g in self.groups],
                 "pinned": self.pinned, "unsupported": self.unsupported, "removed": self.removed,
-                "sparsity": self.sparsity}
+                "sparsity": self.sparsity, "latency": self.latency}
 
 
 def leaves_shape(out: Any) -> list[tuple[int, ...]]:

@@ -35,7 +35,7 @@ def save_pruned(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Write ``model``'s weights (safetensors) with its shape record in the metadata, atomically.
 
     Example:
-        >>> import tempfile, pathlib
+        >>> import tempfile, pathlib, torch
         >>> save_pruned(torch.nn.Linear(2, 2), pathlib.Path(tempfile.mkdtemp()) / "m.safetensors")
     """
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -48,7 +48,7 @@ def load_pruned(path: str | os.PathLike[str], model: nn.Module) -> nn.Module:
     ``path`` and load the weights; returns ``model`` in eval mode.
 
     Example:
-        >>> import tempfile, pathlib
+        >>> import tempfile, pathlib, torch
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
         >>> save_pruned(torch.nn.Linear(2, 1), p)
         >>> load_pruned(p, torch.nn.Linear(2, 3)).out_features
