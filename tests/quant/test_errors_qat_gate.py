@@ -73,17 +73,22 @@ def test_input_untouched_and_gate_reports(lenet5: nn.Module, mnist: data.DataSpl
     assert all((k in row["ms"]) == f["accepted"] for k, f in row["fidelity"].items() if k != "int8")
     assert row["kept"] in row["ms"] and row["ms"][row["kept"]] == min(row["ms"].values())
     assert (row["kept"] == "float") == (row["int8_ms"] >= row["float_ms"])
-    groups = [r["what"] for r in rep.table[1:]]
-    assert groups == ["conv1", "conv2", "fc1", "fc2", "fc3"]  # then one layer group at a time
+    confirm = [r for r in rep.table if r["what"] == "per-group mixture vs whole model"]
+    group_rows = [r for r in rep.table[1:] if r not in confirm]
+    assert [r["what"] for r in group_rows] == ["conv1", "conv2", "fc1", "fc2", "fc3"]  # then one layer group at a time
+    assert len(confirm) <= 1 and (not confirm or rep.table[-1] is confirm[0])  # a mixture is timed once more
+    mixture_kept = not confirm or confirm[0]["kept"] == "mixture"
+    kept = row["kept"]
     quantized = [n for n, m in q.named_modules() if isinstance(m, QuantModule)]
     assert ("(model)" in rep.kept_float) == (not quantized)
     if not quantized:
         assert rep.variant == "float"
     else:  # the variant timed fastest, or (from float) the groups that went back to int8
-        kept = row["kept"]
         assert rep.variant.endswith("; rest float") if kept == "float" else rep.variant.startswith(kept), rep.variant
-    if quantized:  # the groups left in float are the ones the report names
-        assert all((r["kept"] == "float") == (r["what"] in rep.kept_float) for r in rep.table[1:])
+    if quantized and mixture_kept:  # the groups left in float are the ones the report names
+        assert all((r["kept"] == "float") == (r["what"] in rep.kept_float) for r in group_rows)
+    if not mixture_kept:  # the confirmation undid the flips: the whole-model choice stands, with its report
+        assert rep.variant == kept and any("not confirmed" in n for n in rep.notes)
 
 
 def test_gate_on_dynamic_and_unknown_gate() -> None:

@@ -257,10 +257,31 @@ def apply_gate(qmodel: nn.Module, float_model: nn.Module, gate: str, example_inp
         base = cands[best_int]  # from float, groups go back to int8 as the fastest integer variant has them
         result = float_model if winner == "float" else base
         if groups:
-            result = _gate_groups(base, best_int, winner == "float", result, sessions[winner], inputs, d, threads, margin,
-                                  report)
+            before = copy.deepcopy(report)
+            mixed = _gate_groups(base, best_int, winner == "float", result, sessions[winner], inputs, d, threads, margin,
+                                 report)
+            if mixed is not result:
+                result, report = _confirm(result, mixed, sessions[winner], inputs, d, threads, margin, before, report)
     attach_report(result, report)
     return result
+
+
+def _confirm(plain: nn.Module, mixed: nn.Module, plain_session: OrtModel, inputs: tuple[Any, ...], d: str, threads: int,
+             margin: float, plain_report: QuantReport, mixed_report: QuantReport) -> tuple[nn.Module, QuantReport]:
+    """Time the per-group mixture against the whole-model winner once more, twice as long, and
+    keep the mixture only if it is still faster by ``margin``: single flips of a few percent
+    can add up to nothing on a noisy machine."""
+    plain_ms, mixed_ms = interleaved_ms([plain_session, _session(mixed, inputs, d, "mixed", threads)], inputs, rounds=41)
+    row = {"what": "per-group mixture vs whole model", "float_ms": None, "int8_ms": None,
+           "ms": {"whole model": round(plain_ms, 4), "mixture": round(mixed_ms, 4)}}
+    if mixed_ms < plain_ms * (1 - margin):
+        mixed_report.table.append({**row, "kept": "mixture"})
+        return mixed, mixed_report
+    plain_report.table.extend(mixed_report.table[len(plain_report.table):])
+    plain_report.table.append({**row, "kept": "whole model"})
+    plain_report.notes.append(f"per-group flips not confirmed: {mixed_ms:.3f} ms against {plain_ms:.3f} ms for the "
+                              f"whole-model choice; kept that")
+    return plain, plain_report
 
 
 def _gate_groups(base: nn.Module, base_name: str, start_float: bool, current: nn.Module, cur_session: OrtModel,
