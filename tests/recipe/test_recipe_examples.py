@@ -38,6 +38,12 @@ def test_deep_compression_recipe(tmp_path: Path) -> None:
     assert stage.status == "kept" and stage.type == "deep_compression"
     assert result.final.params_nonzero < 0.15 * result.baseline.params_nonzero  # 92% pruned
     assert result.artifact_bytes is not None and result.artifact_bytes < result.baseline_torch.bytes / 15
+    again = _run("lenet300_deep_compression.yaml", tmp_path, {  # the same recipe again: resumed from the saved stage
+        "stages.0.steps": 1, "stages.0.retrain_epochs": 1, "stages.0.share_epochs": 1, "budget.max_accuracy_drop": 100})
+    assert [s.resumed for s in again.stages] == [True]
+    x = torch.rand(8, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.equal(again.model(x), result.model(x))
 
 
 def test_resnet_prune_kd_int8_recipe(tmp_path: Path) -> None:

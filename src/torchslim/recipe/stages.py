@@ -41,6 +41,7 @@ from torchslim.quant import QAT, Int8Static, mixed_precision, quantize
 from torchslim.quant.fake_quant import quant_modules
 from torchslim.quant.qat import prepare_qat
 from torchslim.quant.report import report_of
+from torchslim.quant.sharing import SharedWeight
 from torchslim.recipe.yamlio import Path_, Problem
 from torchslim.train import fit
 
@@ -349,11 +350,29 @@ def _apply_builtin(model: nn.Module, config: Config, opts: StageOptions, ctx: St
     return handler_for(config, "stage")(model, config, ctx=ctx).eval()
 
 
+def _record_shared(model: nn.Module) -> dict[str, Any]:
+    """Where Deep Compression left shared-weight layers, and their codebook and index shapes."""
+    return {"shared": {name: {"centroids": len(m.codebook), "indices": list(m.indices.shape),
+                              "dtype": str(m.indices.dtype).removeprefix("torch.")}
+                       for name, m in model.named_modules() if isinstance(m, SharedWeight)}}
+
+
+def _rebuild_shared(before: nn.Module, config: Config, opts: Any, ctx: StageContext, record: dict[str, Any]) -> nn.Module:
+    """Empty shared-weight wrappers of the recorded shapes (the saved state fills them)."""
+    model = copy.deepcopy(before)
+    for name, spec in record.get("shared", {}).items():
+        indices = torch.zeros(spec["indices"], dtype=getattr(torch, spec["dtype"]))
+        set_module(model, name, SharedWeight(model.get_submodule(name), torch.zeros(spec["centroids"]), indices))
+    return model
+
+
 register_family("torchslim.prune", Family("prune", TrainOptions, _apply_prune, _rebuild_prune, _record_prune))
 register_family("torchslim.quant", Family("quant", QuantOptions, _apply_quant, _rebuild_quant, _record_quant))
 register_family("torchslim.arch", Family("arch", TrainOptions, _apply_arch, _rebuild_arch))
 register_family("torchslim.distill", Family("distill", DistillOptions, _apply_distill, _same))
 register_family("torchslim.recipe", Family("recipe", StageOptions, _apply_builtin, _same))
+register_family("torchslim.recipe.deep_compression",
+                Family("deep_compression", StageOptions, _apply_builtin, _rebuild_shared, _record_shared))
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
