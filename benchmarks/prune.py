@@ -6,7 +6,10 @@ Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,large,minilm``
   MACs (torchslim: ``target_macs=0.5``; Torch-Pruning: bisection on its ratio), both recover with
   the same budget (:data:`FT`: ``recover`` = ``train.fit``, Adam, cosine, logit KD from the
   unpruned teacher). Test accuracy (1,000 images), MACs ratio, batch-1 latency speed-up in torch
-  and ONNX Runtime (1 thread, interleaved medians).
+  and ONNX Runtime (1 thread, interleaved medians), and speed-up / MACs ratio (the goal: >= 0.9).
+  torchslim also runs latency-aware (``runtime="onnxruntime"`` and ``"torch"``: channels go where
+  the measured latency drops most), and on resnet-mnist depth pruning (``BlockPrune``) alone and
+  with channel pruning. ``PRUNE_BENCH=resnet-mnist`` (or ``mobilenet-mnist``) runs one model.
 - **large**: the same latency comparison on a ResNet-18 (3x64x64) and a MobileNet-v1 (3x128x128)
   built here (random weights; latency does not depend on them), where compute, not per-op
   overhead, dominates. Torch-Pruning is run with its default call and with ``round_to=16``.
@@ -46,6 +49,8 @@ from torchslim.zoo.resnet import BasicBlock
 P = importlib.import_module("torchslim.prune")
 FT = {"epochs": 10, "lr": 3e-3, "kd_weight": 1.0, "temperature": 4.0}  # the same for both tools
 MNIST_CONFIG = {"target_macs": 0.5, "round_to": 8, "scope": "global", "importance": "l2"}
+LATENCY_CONFIG = {"target_macs": 0.5, "round_to": 8, "importance": "l2"}  # + runtime: latency-aware allocation
+BLOCK_CONFIG = {"target_macs": 0.5, "runtime": "torch"}  # resnet-mnist depth pruning
 LARGE_CONFIG = {"target_macs": 0.5, "round_to": 16, "importance": "l2"}  # AVX-512: 16-float blocks
 
 
@@ -120,26 +125,57 @@ def _show(name: str, out: dict[str, Any]) -> None:
             print(name, k, {kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()}, flush=True)
 
 
+def mnist_arms(name: str, teacher: nn.Module, x: torch.Tensor, train: Any) -> tuple[dict[str, nn.Module], float]:
+    """Every pruned variant of the mnist section, at (about) half the MACs: torchslim's plain
+    MACs search, its latency-aware allocation on ORT and on torch (:data:`LATENCY_CONFIG`), and on
+    resnet depth pruning (:data:`BLOCK_CONFIG`, branches ranked by output change per measured
+    torch time saved) alone and then with latency-aware channel pruning to the same total;
+    Torch-Pruning at the same MACs (and the ratio its bisection found)."""
+    arms = {"torchslim": P.prune(teacher, P.StructuredPrune(**MNIST_CONFIG), example_inputs=x)}
+    for rt in ("onnxruntime", "torch"):
+        arms[f"torchslim latency {rt}"] = P.prune(teacher, P.StructuredPrune(**LATENCY_CONFIG, runtime=rt), example_inputs=x)
+    if name == "resnet-mnist":
+        arms["torchslim blocks"] = P.prune(teacher, P.BlockPrune(**BLOCK_CONFIG), example_inputs=x, data=train)
+        one = P.prune(teacher, P.BlockPrune(blocks=1, runtime="torch"), example_inputs=x, data=train)
+        rest = LATENCY_CONFIG["target_macs"] * _macs(teacher, x) / _macs(one, x)
+        arms["torchslim 1 block + latency ort"] = P.prune(
+            one, P.StructuredPrune(**{**LATENCY_CONFIG, "target_macs": rest}, runtime="onnxruntime"), example_inputs=x)
+    arms["torch-pruning"], ratio = tp_to_target(teacher, x, 0.5)
+    return arms, ratio
+
+
 def bench_mnist(name: str, workdir: Path, seed: int = 0) -> dict[str, Any]:
     teacher = zoo.teacher(name, progress=False).eval()
     x = zoo.example_inputs(name, batch_size=1)
     splits = data.load(zoo.info(name).dataset, batch_size=64, seed=seed, shift=2)
     base = _macs(teacher, x)
-    ours = P.prune(teacher, P.StructuredPrune(**MNIST_CONFIG), example_inputs=x)
-    theirs, ratio = tp_to_target(teacher, x, 0.5)
+    arms, tp_ratio = mnist_arms(name, teacher, x, splits.train)
     out: dict[str, Any] = {"unpruned": {"macs": base, "params": _params(teacher), "acc": evaluate(teacher, splits.test)}}
-    for label, m in (("torchslim", ours), ("torch-pruning", theirs)):
+    for label, m in arms.items():
         acc0 = evaluate(m, splits.test)
         P.recover(m, splits.train, teacher=teacher, progress=False, seed=seed, **FT)
         out[label] = {"macs": _macs(m, x), "macs_ratio": base / _macs(m, x), "params": _params(m),
                       "acc_before_ft": acc0, "acc": evaluate(m, splits.test),
                       "channels": [c.out_channels for c in m.modules() if isinstance(c, nn.Conv2d)]}
-    out["torch-pruning"]["ratio"] = ratio
-    lat = latency({"unpruned": teacher, "torchslim": ours, "torch-pruning": theirs}, x, workdir,
-                  rounds=31, inner=20, title=f"{name}: batch 1, 1 thread")
-    _speedups(out, lat, ["torchslim", "torch-pruning"])
-    _show(name, out)
+        for attr, key in (("slim_prune_report", "latency"), ("slim_block_report", "removed")):
+            value = getattr(getattr(m, attr, None), key, None)
+            if value:
+                out[label][key] = {k: v for k, v in value.items() if k != "tables"} if isinstance(value, dict) else value
+    out["torch-pruning"]["ratio"] = tp_ratio
+    lat = latency({"unpruned": teacher, **arms}, x, workdir, rounds=31, inner=20, title=f"{name}: batch 1, 1 thread")
+    _speedups(out, lat, list(arms))
+    _table(name, out, list(arms))
     return out
+
+
+def _table(name: str, out: dict[str, Any], labels: list[str]) -> None:
+    """One line per arm: MACs ratio, accuracy, speed-ups and speed-up / MACs ratio (goal >= 0.9)."""
+    print(f"\n{name} (unpruned acc {out['unpruned']['acc']:.4f})\n{'arm':34s} macs_x  acc     torch_x ort_x  "
+          "torch/macs ort/macs", flush=True)
+    for k in labels:
+        r = out[k]
+        print(f"{k:34s} {r['macs_ratio']:.2f}   {r['acc']:.4f}  {r['speedup_torch']:.2f}    {r['speedup_ort']:.2f}   "
+              f"{r['torch_over_macs']:.2f}       {r['ort_over_macs']:.2f}", flush=True)
 
 
 class ResNet18(nn.Module):
@@ -400,15 +436,16 @@ def coverage() -> dict[str, dict[str, str]]:
 
 
 def main(out_dir: Path) -> dict[str, Any]:
-    parts = os.environ.get("PRUNE_BENCH", "coverage,mnist,large,minilm").split(",")
+    parts = os.environ.get("PRUNE_BENCH", "coverage,mnist,large,minilm").split(",")  # or one model: resnet-mnist
     previous = torch.get_num_threads()
-    results: dict[str, Any] = {"fine_tune": FT, "mnist_config": MNIST_CONFIG, "large_config": LARGE_CONFIG}
+    results: dict[str, Any] = {"fine_tune": FT, "mnist_config": MNIST_CONFIG, "latency_config": LATENCY_CONFIG,
+                               "block_config": BLOCK_CONFIG, "large_config": LARGE_CONFIG}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if "coverage" in parts:
                 results["coverage"] = coverage()
-            if "mnist" in parts:
-                for name in ("resnet-mnist", "mobilenet-mnist"):
+            for name in ("resnet-mnist", "mobilenet-mnist"):
+                if "mnist" in parts or name in parts:
                     torch.set_num_threads(previous)
                     results[name] = bench_mnist(name, Path(tmp))
             if "large" in parts:

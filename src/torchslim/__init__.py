@@ -46,6 +46,7 @@ from torchslim.export import export
 from torchslim.export.slim import SlimFileError
 from torchslim.measure import Metrics, compare, measure
 from torchslim.prune import (
+    BlockPrune,
     GradualPrune,
     LotteryTicket,
     MagnitudePrune,
@@ -82,7 +83,7 @@ __all__ = [
     "AttentionKD", "DKD", "FeatureKD", "KD", "distill", "teacher_loss",
     "AutoResult", "Finetune", "Recipe", "RecipeError", "RunResult", "auto", "run",
     "DeepCompression", "SlimFileError", "WeightSharing", "deep_compression", "load", "save",
-    "preflight", "recover", "split_attention",
+    "BlockPrune", "preflight", "recover", "split_attention",
     "compare", "config_from_dict", "config_from_yaml", "export", "fit", "fold_batchnorm",
     "load_pruned", "make_permanent", "measure", "mixed_precision", "prune", "quantize", "save_pruned",
 ]

@@ -1,5 +1,5 @@
-"""Every docstring example of structured pruning and of the dependency graph runs and prints
-what it shows."""
+"""Every docstring example of structured and depth pruning, of the dependency graph and of the
+shared surgery helpers runs and prints what it shows."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ MODULES = [
     "torchslim.prune.structured.config", "torchslim.prune.structured.engine", "torchslim.prune.structured.importance",
     "torchslim.prune.structured.recover", "torchslim.prune.structured.report", "torchslim.prune.structured.serialize",
     "torchslim.prune.structured.surgery", "torchslim.core.graph", "torchslim.core.graph_dims", "torchslim.core.graph_rules",
+    "torchslim.prune.structured.aware", "torchslim.prune.structured.allocate", "torchslim.prune.structured.latency",
+    "torchslim.prune.depth", "torchslim.prune.depth.config", "torchslim.prune.depth.engine", "torchslim.prune.depth.rewrite",
+    "torchslim.core.graph_blocks", "torchslim.core.surgery",
 ]
 
 

@@ -5,6 +5,7 @@ Example:
     >>> import torch
     >>> from torch import nn
     >>> import torchslim as slim
+    >>> from torchslim.prune.depth import BlockPrune
     >>> class Block(nn.Module):
     ...     def __init__(self):
     ...         super().__init__()
@@ -12,7 +13,7 @@ Example:
     ...     def forward(self, x):
     ...         return x + self.f(x)
     >>> net = nn.Sequential(Block(), nn.Linear(4, 2))
-    >>> slim.prune(net, slim.BlockPrune(blocks=1), example_inputs=torch.randn(2, 4)).slim_block_report.removed
+    >>> slim.prune(net, BlockPrune(blocks=1), example_inputs=torch.randn(2, 4)).slim_block_report.removed
     ['0[f]']
 """
 

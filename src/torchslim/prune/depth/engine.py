@@ -11,6 +11,7 @@ Example:
     >>> import torch
     >>> from torch import nn
     >>> import torchslim as slim
+    >>> from torchslim.prune.depth import BlockPrune
     >>> class Block(nn.Module):
     ...     def __init__(self):
     ...         super().__init__()
@@ -18,14 +19,15 @@ Example:
     ...     def forward(self, x):
     ...         return x + self.f(x)
     >>> net = nn.Sequential(Block(), Block(), nn.Linear(8, 2))
-    >>> small = slim.prune(net, slim.BlockPrune(blocks=1), example_inputs=torch.randn(4, 8))
-    >>> [type(m).__name__ for m in small], small(torch.zeros(3, 8)).shape
-    (['DroppedBranch', 'Block', 'Linear'], torch.Size([3, 2]))
+    >>> small = slim.prune(net, BlockPrune(blocks=1), example_inputs=torch.randn(4, 8))
+    >>> sorted(type(m).__name__ for m in small), small(torch.zeros(3, 8)).shape
+    (['Block', 'DroppedBranch', 'Linear'], torch.Size([3, 2]))
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,6 +254,12 @@ def block_prune(model: nn.Module, config: BlockPrune, *, example_inputs: Any = N
             else:
                 trials[c.name] = (c, got)
         if not trials:
+            if not report.removed:
+                raise InputError(_nothing_removable(model, report.not_removable, config))
+            rest = "; ".join(f"{k}: {v}" for k, v in report.not_removable.items()) or "(none: no residual branch is left)"
+            warnings.warn(f"BlockPrune: removed {len(report.removed)} block(s) ({', '.join(report.removed)}), then "
+                          f"nothing more was removable ({_goal(config)} not reached); not removable: {rest}",
+                          stacklevel=3)
             break
         with torch.no_grad():
             ref = [prediction(model(*xs)).float() for xs in batches]
@@ -273,6 +281,21 @@ def block_prune(model: nn.Module, config: BlockPrune, *, example_inputs: Any = N
     model.train(was)
     model.slim_block_report = report
     return model
+
+
+def _goal(config: BlockPrune) -> str:
+    return f"blocks={config.blocks}" if config.blocks is not None else f"target_macs={config.target_macs}"
+
+
+def _nothing_removable(model: nn.Module, not_removable: dict[str, str], config: BlockPrune) -> str:
+    """The error when ``model`` has no block ``config`` may remove, with every candidate's reason."""
+    looked = "residual branches (x + f(x) inside a submodule)" + (" or shape-preserving layers" if config.layers else "")
+    msg = f"BlockPrune: {type(model).__name__} has no removable block ({_goal(config)}); looked for {looked}"
+    if not_removable:
+        msg += "; not removable: " + "; ".join(f"{k}: {v}" for k, v in not_removable.items())
+    elif not config.layers:
+        msg += "; layers=True also considers shape-preserving layers (replaced by the identity)"
+    return msg
 
 
 def _rank(c: dict[str, Any], config: BlockPrune) -> float:
