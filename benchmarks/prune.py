@@ -9,7 +9,11 @@ Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,large,minilm``
   and ONNX Runtime (1 thread, interleaved medians), and speed-up / MACs ratio (the goal: >= 0.9).
   torchslim also runs latency-aware (``runtime="onnxruntime"`` and ``"torch"``: channels go where
   the measured latency drops most), and on resnet-mnist depth pruning (``BlockPrune``) alone and
-  with channel pruning. ``PRUNE_BENCH=resnet-mnist`` (or ``mobilenet-mnist``) runs one model.
+  with channel pruning. Depth then width (both models, :data:`DEPTH_CONFIG`): blocks (resnet:
+  residual branches; mobilenet: shape-preserving layers, ``layers=True``) removed down to, never
+  below, half the MACs, then channels (plain and latency-aware) to half the MACs in total.
+  ``PRUNE_BENCH=resnet-mnist`` (or ``mobilenet-mnist``) runs one model; the sections a run does
+  not redo are kept from the previous ``prune.json``.
 - **large**: the same latency comparison on a ResNet-18 (3x64x64) and a MobileNet-v1 (3x128x128)
   built here (random weights; latency does not depend on them), where compute, not per-op
   overhead, dominates. Torch-Pruning is run with its default call and with ``round_to=16``.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import json
 import os
 import random
 import re
@@ -51,6 +56,7 @@ FT = {"epochs": 10, "lr": 3e-3, "kd_weight": 1.0, "temperature": 4.0}  # the sam
 MNIST_CONFIG = {"target_macs": 0.5, "round_to": 8, "scope": "global", "importance": "l2"}
 LATENCY_CONFIG = {"target_macs": 0.5, "round_to": 8, "importance": "l2"}  # + runtime: latency-aware allocation
 BLOCK_CONFIG = {"target_macs": 0.5, "runtime": "torch"}  # resnet-mnist depth pruning
+DEPTH_CONFIG = {"target_macs": 0.5, "runtime": "torch", "overshoot": False}  # depth, then channels to 0.5
 LARGE_CONFIG = {"target_macs": 0.5, "round_to": 16, "importance": "l2"}  # AVX-512: 16-float blocks
 
 
@@ -140,8 +146,22 @@ def mnist_arms(name: str, teacher: nn.Module, x: torch.Tensor, train: Any) -> tu
         rest = LATENCY_CONFIG["target_macs"] * _macs(teacher, x) / _macs(one, x)
         arms["torchslim 1 block + latency ort"] = P.prune(
             one, P.StructuredPrune(**{**LATENCY_CONFIG, "target_macs": rest}, runtime="onnxruntime"), example_inputs=x)
+    arms.update(depth_then_width(name, teacher, x, train))
     arms["torch-pruning"], ratio = tp_to_target(teacher, x, 0.5)
     return arms, ratio
+
+
+def depth_then_width(name: str, teacher: nn.Module, x: torch.Tensor, train: Any) -> dict[str, nn.Module]:
+    """Blocks removed while the MACs stay >= half (:data:`DEPTH_CONFIG`; mobilenet: layers), then
+    channels (global L2, and latency-aware on ORT and on torch) to half the original MACs."""
+    label = "blocks" if name == "resnet-mnist" else "layers"
+    deep = P.prune(teacher, P.BlockPrune(**DEPTH_CONFIG, layers=label == "layers"), example_inputs=x, data=train)
+    rest = {**LATENCY_CONFIG, "target_macs": LATENCY_CONFIG["target_macs"] * _macs(teacher, x) / _macs(deep, x)}
+    arms = {f"torchslim {label}>=0.5": deep,
+            f"torchslim {label} + channels": P.prune(deep, P.StructuredPrune(**rest, scope="global"), example_inputs=x)}
+    for rt, short in (("onnxruntime", "ort"), ("torch", "torch")):
+        arms[f"torchslim {label} + latency {short}"] = P.prune(deep, P.StructuredPrune(**rest, runtime=rt), example_inputs=x)
+    return arms
 
 
 def bench_mnist(name: str, workdir: Path, seed: int = 0) -> dict[str, Any]:
@@ -438,8 +458,10 @@ def coverage() -> dict[str, dict[str, str]]:
 def main(out_dir: Path) -> dict[str, Any]:
     parts = os.environ.get("PRUNE_BENCH", "coverage,mnist,large,minilm").split(",")  # or one model: resnet-mnist
     previous = torch.get_num_threads()
-    results: dict[str, Any] = {"fine_tune": FT, "mnist_config": MNIST_CONFIG, "latency_config": LATENCY_CONFIG,
-                               "block_config": BLOCK_CONFIG, "large_config": LARGE_CONFIG}
+    previous_json = out_dir / "prune.json"  # sections this run does not redo are kept
+    results: dict[str, Any] = json.loads(previous_json.read_text()) if previous_json.exists() else {}
+    results.update({"fine_tune": FT, "mnist_config": MNIST_CONFIG, "latency_config": LATENCY_CONFIG,
+                    "block_config": BLOCK_CONFIG, "depth_config": DEPTH_CONFIG, "large_config": LARGE_CONFIG})
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if "coverage" in parts:

@@ -4,6 +4,7 @@ saves and reloads without pickle, and bad input is a clear error."""
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,23 @@ def test_channel_pruning_after_depth_pruning_keeps_shapes() -> None:
     narrow = P.prune(shallow, P.StructuredPrune(sparsity=0.5), example_inputs=x)
     assert narrow(x).shape == model(x).shape
     assert _macs(narrow, x) < _macs(shallow, x) < _macs(model, x)
+
+
+def test_overshoot_false_stops_above_target_macs() -> None:
+    model, x = _resnet()
+    m0 = _macs(model, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # all 3 branches may go without crossing: "nothing more removable"
+        small = P.prune(model, P.BlockPrune(target_macs=0.5, overshoot=False), example_inputs=x)
+    report = small.slim_block_report
+    assert report.removed and _macs(small, x) >= 0.5 * m0  # never below the floor
+    last = report.rounds[-1]
+    left = {n: c for n, c in last.items() if n not in report.removed}
+    assert len(report.removed) == 3 or (left and all(c["macs"] < 0.5 * m0 for c in left.values()))
+    overshooting = P.prune(model, P.BlockPrune(target_macs=0.5), example_inputs=x)
+    assert _macs(overshooting, x) <= 0.5 * m0 < _macs(small, x)  # the default crosses it
+    rest = 0.5 * m0 / _macs(small, x)  # then channels close the gap
+    narrow = P.prune(small, P.StructuredPrune(target_macs=rest), example_inputs=x)
+    assert _macs(narrow, x) <= 0.5 * m0 and narrow(x).shape == model(x).shape
+    with pytest.raises(ValidationError, match="overshoot=False needs target_macs"):
+        P.BlockPrune(blocks=1, overshoot=False)

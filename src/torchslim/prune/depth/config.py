@@ -24,6 +24,9 @@ class BlockPrune(Config):
 
     - ``blocks``: how many to remove; or ``target_macs``: remove until the MACs are at most
       this fraction of the original (the last removal may overshoot: blocks are coarse).
+    - ``overshoot``: with ``target_macs``, ``False`` never removes a block whose removal takes
+      the MACs below the target: it stops when every candidate left would, so channel pruning
+      (``StructuredPrune(target_macs=...)``) can close the rest of the gap exactly.
     - ``importance``: ``output`` (the relative change of the model's output on ``data=``
       batches, or on ``example_inputs``, when the branch is dropped; re-measured after every
       removal) | ``random``.
@@ -50,6 +53,7 @@ class BlockPrune(Config):
     importance: str = "output"
     runtime: Literal["torch", "onnxruntime"] | None = None
     threads: int = 1
+    overshoot: bool = True
     layers: bool = False
     ignore: tuple[str, ...] = ()
     batches: int = 4
@@ -92,4 +96,6 @@ class BlockPrune(Config):
     def _one_target(self) -> BlockPrune:
         if (self.blocks is None) == (self.target_macs is None):
             raise ValueError("give blocks or target_macs (how much depth to remove), exactly one of them")
+        if not self.overshoot and self.target_macs is None:
+            raise ValueError("overshoot=False needs target_macs (the MACs floor it must not cross)")
         return self

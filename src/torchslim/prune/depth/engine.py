@@ -273,7 +273,10 @@ def block_prune(model: nn.Module, config: BlockPrune, *, example_inputs: Any = N
             for name in trials:
                 report.candidates[name]["saving"] = 1 - ms[name] / ms["current"]
         report.rounds.append(report.candidates)
-        best = min(report.candidates, key=lambda n: _rank(report.candidates[n], config))
+        allowed = [n for n, c in report.candidates.items() if config.overshoot or goal is None or c["macs"] >= goal]
+        if not allowed:
+            break  # overshoot=False: every removal left would cross target_macs
+        best = min(allowed, key=lambda n: _rank(report.candidates[n], config))
         trials[best][0].apply(model)
         report.removed.append(best)
         macs = report.candidates[best]["macs"]
