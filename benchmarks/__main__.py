@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 NOT_BENCHMARKS = {"__init__", "__main__", "harness"}
-# Every module beside this file with a ``main(out_dir)`` is a benchmark.
-BENCHMARKS = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in NOT_BENCHMARKS)
+# Every module beside this file with a ``main(out_dir)`` is a benchmark; ``_name.py`` modules are helpers.
+BENCHMARKS = sorted(p.stem for p in Path(__file__).parent.glob("*.py")
+                    if p.stem not in NOT_BENCHMARKS and not p.stem.startswith("_"))
 OUT = Path(__file__).parent / "results"
 
 

@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-import inspect
 import json
 import os
-import random
 import re
 import tempfile
 from pathlib import Path
@@ -43,12 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks._prune_models import Decoder, MHABlock, MobileNetV1, ResNet18, random_bn, sentences
 from benchmarks.harness import side_by_side
 from torchslim import data, zoo
 from torchslim.export import OrtModel, export_onnx
 from torchslim.measure import evaluate
 from torchslim.measure.macs import count_macs
-from torchslim.zoo.resnet import BasicBlock
 
 # The package, not the `prune` function that `torchslim` re-exports under the same name.
 P = importlib.import_module("torchslim.prune")
@@ -198,60 +196,11 @@ def _table(name: str, out: dict[str, Any], labels: list[str]) -> None:
               f"{r['torch_over_macs']:.2f}       {r['ort_over_macs']:.2f}", flush=True)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 for 3x64x64 inputs: stride-2 3x3 stem, 4 stages of 2 BasicBlocks (64-512)."""
-
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
-        blocks, c = [], widths[0]
-        for i, w in enumerate(widths):
-            blocks += [BasicBlock(c, w, 2 if i else 1), BasicBlock(w, w)]
-            c = w
-        self.layers = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 64, 64)
-        return self.head(self.layers(self.stem(x)))  # (B, classes)
-
-
-def _cbr(i: int, o: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(i, o, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o), nn.ReLU6())
-
-
-class MobileNetV1(nn.Module):
-    """MobileNet-v1 (width 1.0): 13 depthwise 3x3 + pointwise 1x1 blocks, 32-1024 channels."""
-
-    CFG = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1))
-
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        layers, c = [_cbr(3, 32, 3, 2)], 32
-        for o, stride in self.CFG:
-            layers += [_cbr(c, c, 3, stride, groups=c), _cbr(c, o, 1)]
-            c = o
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 128, 128)
-        return self.head(self.features(x))  # (B, classes)
-
-
-def _random_bn(model: nn.Module) -> nn.Module:
-    """Random BatchNorm scales and statistics, so magnitude criteria see varied channels."""
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=gen) + 0.5
-            m.running_var = torch.rand(m.num_features, generator=gen) + 0.5
-    return model.eval()
-
-
 def bench_large(workdir: Path) -> dict[str, Any]:
     results = {}
     for name, net, size in (("resnet18", ResNet18, 64), ("mobilenet-v1", MobileNetV1, 128)):
         torch.manual_seed(0)
-        model = _random_bn(net())
+        model = random_bn(net())
         x = torch.randn(1, 3, size, size)
         base = _macs(model, x)
         models = {"unpruned": model, "torchslim": P.prune(model, P.StructuredPrune(**LARGE_CONFIG), example_inputs=x),
@@ -265,32 +214,6 @@ def bench_large(workdir: Path) -> dict[str, Any]:
         _show(name, out)
         results[name] = out
     return results
-
-
-DOC_MODULES = ("argparse", "asyncio", "calendar", "collections", "concurrent.futures", "configparser", "contextlib",
-               "csv", "dataclasses", "datetime", "decimal", "difflib", "email", "enum", "fractions", "ftplib",
-               "functools", "gettext", "glob", "gzip", "heapq", "html.parser", "http.client", "inspect", "io",
-               "ipaddress", "itertools", "json", "locale", "logging", "os", "pathlib", "pdb", "pickle", "platform",
-               "pprint", "queue", "random", "sched", "selectors", "shutil", "smtplib", "socket", "sqlite3",
-               "statistics", "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "timeit",
-               "tokenize", "traceback", "typing", "unittest", "urllib.request", "uuid", "warnings", "zipfile")
-
-
-def sentences() -> list[str]:
-    """Real English sentences from the docstrings of Python's standard library (deterministic
-    for a Python version), shuffled with a fixed seed."""
-    seen: dict[str, None] = {}
-    for name in DOC_MODULES:
-        mod = importlib.import_module(name)
-        objs = [mod, *[o for _, o in sorted(vars(mod).items()) if (inspect.isfunction(o) or inspect.isclass(o))
-                       and getattr(o, "__module__", "") == mod.__name__]]
-        for para in "\n\n".join(inspect.getdoc(o) or "" for o in objs).split("\n\n"):
-            for s in re.split(r"(?<=[.!?])\s+", " ".join(para.split())):
-                if 8 <= len(s.split()) <= 40 and s[0].isupper() and s.endswith(".") and not re.search(r"[<>{}\[\]=_`|\\]|\(\)", s):
-                    seen[s] = None
-    out = list(seen)
-    random.Random(0).shuffle(out)
-    return out
 
 
 class Embedder(nn.Module):
@@ -390,41 +313,14 @@ def bench_minilm(workdir: Path, recover_epochs: int = 2) -> dict[str, Any]:
     return out
 
 
-class _MHABlock(nn.Module):
-    """nn.MultiheadAttention + FFN on (B, T, 32)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
-        self.fc = nn.Linear(32, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32)
-        h = x + self.attn(x, x, x, need_weights=False)[0]
-        return self.fc((h + self.ffn(h)).mean(1))  # (B, 3)
-
-
-class _Decoder(nn.Module):
-    """GroupNorm, a grouped conv and a transposed conv (a small U-Net-style decoder)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1, groups=4))
-        self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
-        self.out = nn.Conv2d(16, 3, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W)
-        return self.out(F.silu(self.up(self.enc(x))))  # (B, 3, H, W)
-
-
 def coverage() -> dict[str, dict[str, str]]:
     """Prune 50% with each tool's default call; 'ok' if the output shape is kept and it shrank."""
     models: dict[str, tuple[nn.Module, Any]] = {n: (zoo.model(n).eval(), zoo.example_inputs(n, 2)) for n in zoo.names()}
-    models["resnet18 (3x64x64)"] = (_random_bn(ResNet18()), torch.randn(1, 3, 64, 64))
-    models["mobilenet-v1 (3x128x128)"] = (_random_bn(MobileNetV1()), torch.randn(1, 3, 128, 128))
-    models["GroupNorm + grouped + transposed conv"] = (_Decoder().eval(), torch.randn(2, 3, 16, 16))
+    models["resnet18 (3x64x64)"] = (random_bn(ResNet18()), torch.randn(1, 3, 64, 64))
+    models["mobilenet-v1 (3x128x128)"] = (random_bn(MobileNetV1()), torch.randn(1, 3, 128, 128))
+    models["GroupNorm + grouped + transposed conv"] = (Decoder().eval(), torch.randn(2, 3, 16, 16))
     models["nn.TransformerEncoderLayer"] = (nn.TransformerEncoderLayer(32, 4, 64, batch_first=True).eval(), torch.randn(2, 5, 32))
-    models["nn.MultiheadAttention block"] = (_MHABlock().eval(), torch.randn(2, 5, 32))
+    models["nn.MultiheadAttention block"] = (MHABlock().eval(), torch.randn(2, 5, 32))
     models["the same after split_attention"] = (P.split_attention(models["nn.MultiheadAttention block"][0]), torch.randn(2, 5, 32))
     try:
         mini, tok = zoo.minilm()
