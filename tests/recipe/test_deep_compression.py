@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from torchslim import data, zoo
@@ -36,3 +37,10 @@ def test_lenet300_pipeline(tmp_path: Path) -> None:
         assert torch.equal(back(x), result.model(x))
     assert evaluate(back, splits.test) > evaluate(teacher, splits.test) - 0.02
     assert "| fc1 |" in result.layer_table() and "entropy coded" in result.stage_table()
+
+
+def test_bad_sharing_bits_fail_before_any_work() -> None:
+    with pytest.raises(ValueError, match="1 to 8 index bits, got 12"):
+        DeepCompression(bits=12)
+    with pytest.raises(ValueError, match=r"layer_bits\['fc1'\] must be 1 to 8, got 0"):
+        DeepCompression(layer_bits={"fc1": 0})

@@ -258,20 +258,20 @@ def apply_gate(qmodel: nn.Module, float_model: nn.Module, gate: str, example_inp
         result = float_model if winner == "float" else base
         if groups:
             before = copy.deepcopy(report)
-            mixed = _gate_groups(base, best_int, winner == "float", result, sessions[winner], inputs, d, threads, margin,
-                                 report)
+            mixed, mixed_session = _gate_groups(base, best_int, winner == "float", result, sessions[winner], inputs, d,
+                                                threads, margin, report)
             if mixed is not result:
-                result, report = _confirm(result, mixed, sessions[winner], inputs, d, threads, margin, before, report)
+                result, report = _confirm(result, mixed, sessions[winner], mixed_session, inputs, margin, before, report)
     attach_report(result, report)
     return result
 
 
-def _confirm(plain: nn.Module, mixed: nn.Module, plain_session: OrtModel, inputs: tuple[Any, ...], d: str, threads: int,
+def _confirm(plain: nn.Module, mixed: nn.Module, plain_session: OrtModel, mixed_session: OrtModel, inputs: tuple[Any, ...],
              margin: float, plain_report: QuantReport, mixed_report: QuantReport) -> tuple[nn.Module, QuantReport]:
     """Time the per-group mixture against the whole-model winner once more, twice as long, and
     keep the mixture only if it is still faster by ``margin``: single flips of a few percent
     can add up to nothing on a noisy machine."""
-    plain_ms, mixed_ms = interleaved_ms([plain_session, _session(mixed, inputs, d, "mixed", threads)], inputs, rounds=41)
+    plain_ms, mixed_ms = interleaved_ms([plain_session, mixed_session], inputs, rounds=41)
     row = {"what": "per-group mixture vs whole model", "float_ms": None, "int8_ms": None,
            "ms": {"whole model": round(plain_ms, 4), "mixture": round(mixed_ms, 4)}}
     if mixed_ms < plain_ms * (1 - margin):
@@ -285,8 +285,10 @@ def _confirm(plain: nn.Module, mixed: nn.Module, plain_session: OrtModel, inputs
 
 
 def _gate_groups(base: nn.Module, base_name: str, start_float: bool, current: nn.Module, cur_session: OrtModel,
-                 inputs: tuple[Any, ...], d: str, threads: int, margin: float, report: QuantReport) -> nn.Module:
-    """Greedy: flip one layer group at a time (int8 <-> float) on top of the current best."""
+                 inputs: tuple[Any, ...], d: str, threads: int, margin: float,
+                 report: QuantReport) -> tuple[nn.Module, OrtModel]:
+    """Greedy: flip one layer group at a time (int8 <-> float) on top of the current best;
+    returns the result and its ONNX Runtime session."""
     names = list(dict.fromkeys(group_of(n) for n, _ in _quantized(base)))
     floats = set(names) if start_float else set()
     for k, grp in enumerate(names):
@@ -302,7 +304,7 @@ def _gate_groups(base: nn.Module, base_name: str, start_float: bool, current: nn
         if better:
             floats, current, cur_session = trial, cand, cand_session
     if start_float and floats == set(names):
-        return current  # nothing paid: the float model, "(model)" in the report says why
+        return current, cur_session  # nothing paid: the float model, "(model)" in the report says why
     report.kept_float.pop("(model)", None)
     for grp in sorted(floats):
         report.kept_float[grp] = "int8 was not faster for this layer group on onnxruntime"
@@ -311,4 +313,4 @@ def _gate_groups(base: nn.Module, base_name: str, start_float: bool, current: nn
         report.variant = f"{base_name} in {', '.join(g for g in names if g not in floats)}; rest float"
     elif floats:
         report.variant = f"{report.variant}; float: {', '.join(g for g in names if g in floats)}"
-    return current
+    return current, cur_session

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from torch import nn
 
 from torchslim.core.config import Config, register_handler
@@ -94,6 +94,18 @@ class DeepCompression(Config):
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"layer_sparsity[{k!r}] must be in [0, 1), got {v}")
         return d
+
+    def sharing(self) -> WeightSharing:
+        """The weight-sharing stage's config (``bits``, ``conv_bits``, ``layer_bits``, ``target``)."""
+        return WeightSharing(bits=self.bits, conv_bits=self.conv_bits, layer_bits=self.layer_bits, target=self.target)
+
+    @model_validator(mode="after")
+    def _sharing_valid(self) -> DeepCompression:
+        try:  # checked here, before any pruning runs, by the weight-sharing config's own rules
+            self.sharing()
+        except ValidationError as e:
+            raise ValueError("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
+        return self
 
 
 @dataclass
@@ -240,7 +252,7 @@ def deep_compression(
     pruned_bytes = stage_bytes(work.state_dict())
     stages.append({"stage": f"pruned ({config.steps} steps)", "bytes": pruned_bytes, "ratio": float_bytes / pruned_bytes,
                    "val_accuracy": evaluate(work, val_data) if val_data is not None else None})
-    sharing = WeightSharing(bits=config.bits, conv_bits=config.conv_bits, layer_bits=config.layer_bits, target=config.target)
+    sharing = config.sharing()
     share_opts = {**fit_opts, "lr": config.share_lr, "weight_decay": 0.0, "description": "share"}
     if config.share_epochs:
         shared = quantize(work, sharing, train_data=train_data, epochs=config.share_epochs, **share_opts)
