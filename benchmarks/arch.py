@@ -58,14 +58,13 @@ def _latency(models: dict[str, nn.Module], x: torch.Tensor, workdir: Path, round
     cases = {}
     for name, model in models.items():
         ort = OrtModel(export_onnx(model, workdir / f"{name}-b{len(x)}.onnx", x), threads=1)
-        feeds = ort.feeds(x)
 
         def run_torch(model: nn.Module = model) -> None:
             with torch.inference_mode():
                 model(x)
 
         cases[f"{name} torch"] = run_torch
-        cases[f"{name} ort"] = lambda ort=ort, feeds=feeds: ort.run_numpy(feeds)
+        cases[f"{name} ort"] = ort.prepared(x)
     res = side_by_side(cases, rounds=rounds, inner=max(1, 20 // len(x)), title=title)
     res.print()
     return {n: {"median_ms": c.median_ms, "p10_ms": c.quantile(0.1), "p90_ms": c.quantile(0.9)} for n, c in res.cases.items()}

@@ -48,9 +48,7 @@ def main(out_dir: Path) -> dict[str, Any]:
     original, example = zoo.teacher(name).eval(), zoo.example_inputs(name)
     cases = {"torch fp32 eager": (lambda: original(example))}
     for label, c in chosen.items():
-        session = OrtModel(c.onnx, threads=1)
-        feeds = session.feeds(example)
-        cases[label] = (lambda s=session, f=feeds: s.run_numpy(f))
+        cases[label] = OrtModel(c.onnx, threads=1).prepared(example)
     with torch.inference_mode(), torch_threads(1):
         res = side_by_side(cases, rounds=31, inner=100, warmup=3, baseline="torch fp32 eager",
                            title=f"{model}: batch 1, 1 thread (medians of 31 interleaved rounds x 100 calls)")

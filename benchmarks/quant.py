@@ -140,8 +140,7 @@ def bench_mnist(name: str, d: Path) -> dict[str, Any]:
     # less noisy than accuracy on 1,000 images: how often each runtime's top-1 is fp32's
     out["agreement_with_fp32"] = {k: float((t == top1["ort fp32"]).float().mean()) for k, t in top1.items()}
     out["torchslim_ops"] = optimized_op_counts(paths["torchslim"])
-    feeds = {k: s.feeds(x1) for k, s in sessions.items()}
-    ort_cases = {k: (lambda s=s, f=feeds[k]: s.run_numpy(f)) for k, s in sessions.items()}
+    ort_cases = {k: s.prepared(x1) for k, s in sessions.items()}
     torch_cases = {"ort fp32": ort_cases["ort fp32"], **{k: (lambda m=m: m(x1)) for k, m in torch_models.items()}}
     # the ONNX Runtime graphs are within a few percent of each other: many rounds; the eager torch
     # peers are 5-50x slower than any of them: fewer (each table has the ORT fp32 baseline)
@@ -289,8 +288,7 @@ def bench_minilm(d: Path) -> dict[str, Any]:
             cos[k] = float(torch.cat([(a * b).sum(1) for a, b in zip(embs, ref, strict=True)]).mean())
             e, f = torch.cat(embs), torch.cat(ref)
             nn_changed[k] = float(((e @ e.T).fill_diagonal_(-2).argmax(1) != (f @ f.T).fill_diagonal_(-2).argmax(1)).float().mean())
-    feeds = {k: s.feeds(*pairs[0]) for k, s in sessions.items()}
-    cases = {k: (lambda s=s, f=feeds[k]: s.run_numpy(f)) for k, s in sessions.items()}
+    cases = {k: s.prepared(*pairs[0]) for k, s in sessions.items()}
     cases["torch.ao quantize_dynamic"] = lambda: ao(*pairs[0])
     with torch.inference_mode():
         res = side_by_side(cases, rounds=7, inner=1, baseline="ort fp32", title="MiniLM-L6 b32 s128 2 threads")

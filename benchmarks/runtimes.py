@@ -23,7 +23,6 @@ def bench_model(name: str, batch: int, threads: int, workdir: Path, rounds: int)
     x = torch.cat([zoo.example_inputs(name, batch_size=1)] * batch)  # (B, ...)
     onnx_path = export_onnx(model, workdir / f"{name}.onnx", x)
     ort_model = OrtModel(onnx_path, threads=threads)
-    feeds = ort_model.feeds(x)
     torch.set_num_threads(threads)
 
     def run_torch() -> None:
@@ -31,7 +30,7 @@ def bench_model(name: str, batch: int, threads: int, workdir: Path, rounds: int)
             model(x)
 
     res = side_by_side(
-        {"torch eager": run_torch, "onnxruntime": lambda: ort_model.run_numpy(feeds)},
+        {"torch eager": run_torch, "onnxruntime": ort_model.prepared(x)},
         rounds=rounds, inner=max(1, 20 // batch),
         title=f"{name}  batch {batch}, {threads} thread(s)",
     )

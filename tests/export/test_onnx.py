@@ -58,6 +58,22 @@ def test_two_input_model(tmp_path):
         ort_model(ids)
 
 
+def test_prepared_call_computes_what_run_does_on_its_bound_inputs(tmp_path):
+    model = TwoInputs().eval()
+    ids, mask = torch.randint(1, 50, (2, 7)), torch.ones(2, 7)
+    mask[0, 3:] = 0
+    with torch.no_grad():
+        expected = model(ids, mask)
+    ort_model = OrtModel(export_onnx(model, tmp_path / "t.onnx", (ids, mask)))
+    call = ort_model.prepared(ids, mask)
+    ids.zero_()  # bound inputs are copies: a later change to the tensors does not leak in
+    for _ in range(2):  # a second run reuses the binding
+        got = torch.from_numpy(call()[0].numpy())
+        assert torch.allclose(got, expected, atol=1e-4)
+    with pytest.raises(InputError, match="takes 2 inputs"):
+        ort_model.prepared(ids)
+
+
 def test_wrong_shape_is_a_clear_error_and_leaves_no_file(tmp_path):
     with pytest.raises(InputError, match=r"\(1, 3, 12, 12\)"):
         export_onnx(conv_bn(), tmp_path / "bad.onnx", torch.randn(1, 3, 12, 12))

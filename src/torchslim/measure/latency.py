@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -158,8 +157,9 @@ def time_ort(
     min_seconds: float = 1.0,
     max_seconds: float = 10.0,
 ) -> Latency:
-    """Latency of ``session.run`` on numpy feeds prepared once (conversion is not timed); the
-    thread count is the one the session was built with (``OrtModel(path, threads)``).
+    """Latency of the session on ``inputs`` bound once (:meth:`OrtModel.prepared`: feed
+    conversion is not timed); the thread count is the one the session was built with
+    (``OrtModel(path, threads)``).
 
     Example:
         >>> import tempfile, torch
@@ -170,13 +170,8 @@ def time_ort(
         1
     """
     check_budget(warmup, min_runs, min_seconds, max_seconds)
-    feeds: dict[str, np.ndarray] = ort_model.feeds(*inputs)
-    session = ort_model.session
-    threads = int(session.get_session_options().intra_op_num_threads)
-
-    def call() -> object:
-        return session.run(None, feeds)
-
+    call = ort_model.prepared(*inputs)
+    threads = int(ort_model.session.get_session_options().intra_op_num_threads)
     times = _time_calls(call, warmup, min_runs, min_seconds, max_seconds)
     batch = int(inputs[0].shape[0]) if inputs[0].dim() else 1
     return _summary(times, threads, "onnxruntime", batch)

@@ -63,13 +63,13 @@ GATES = ("latency",)
 def interleaved_ms(models: list[OrtModel], inputs: tuple[Any, ...], rounds: int = 21, target_ms: float = 2.0) -> list[float]:
     """Median ms per call of each ONNX Runtime model, timed round-robin in one process; each
     sample averages enough calls to last about ``target_ms``."""
-    feeds = [m.feeds(*inputs) for m in models]
+    calls = [m.prepared(*inputs) for m in models]
     inner = []
-    for m, f in zip(models, feeds, strict=True):
+    for call in calls:
         for _ in range(2):
-            m.run_numpy(f)
+            call()
         t0 = time.perf_counter()
-        m.run_numpy(f)
+        call()
         one = (time.perf_counter() - t0) * 1e3
         inner.append(max(1, min(200, int(target_ms / max(one, 1e-3)))))
     times: list[list[float]] = [[] for _ in models]
@@ -79,7 +79,7 @@ def interleaved_ms(models: list[OrtModel], inputs: tuple[Any, ...], rounds: int 
         for i in order:
             t0 = time.perf_counter()
             for _ in range(inner[i]):
-                models[i].run_numpy(feeds[i])
+                calls[i]()
             times[i].append((time.perf_counter() - t0) * 1e3 / inner[i])
     return [statistics.median(t) for t in times]
 

@@ -246,9 +246,7 @@ def _time_all(cands: list[Candidate], w: Workload, threads: int, rounds: int, co
     the candidates and return torch eager's."""
     calls = {}
     for c in cands:
-        session = OrtModel(c.onnx, threads=threads)
-        feeds = session.feeds(*w.example_inputs)
-        calls[c.label] = lambda s=session, f=feeds: s.run_numpy(f)
+        calls[c.label] = OrtModel(c.onnx, threads=threads).prepared(*w.example_inputs)
     model = w.model.eval()
     calls["torch fp32 eager"] = lambda: model(*w.example_inputs)
     console.print(f"timing {len(calls)} models interleaved ({rounds} rounds, batch {w.example_inputs[0].shape[0]}, {threads} thread(s)) ...")

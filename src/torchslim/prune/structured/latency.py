@@ -60,9 +60,7 @@ def _ort_call(model: nn.Module, inputs: tuple[torch.Tensor, ...], workdir: Path,
         path.write_bytes(buf.getvalue())
     except Exception:  # noqa: BLE001 - the maintained exporter is the fallback
         export_onnx(model, path, inputs)
-    ort = OrtModel(path, threads=threads)
-    feeds = ort.feeds(*inputs)
-    return lambda: ort.run_numpy(feeds)
+    return OrtModel(path, threads=threads).prepared(*inputs)
 
 
 def time_variants(models: dict[str, nn.Module], inputs: tuple[torch.Tensor, ...], runtime: str, *,
