@@ -1,10 +1,10 @@
 """Structured pruning, torchslim against Torch-Pruning 1.6.1, side by side in one process.
 
-Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,large,minilm`` picks parts).
+Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,space,large,minilm`` picks parts).
 
 - **mnist**: resnet-mnist and mobilenet-mnist (trained teachers). Both tools prune to half the
   MACs (torchslim: ``target_macs=0.5``; Torch-Pruning: bisection on its ratio), both recover with
-  the same budget (:data:`FT`: ``recover`` = ``train.fit``, Adam, cosine, logit KD from the
+  the same budget (:data:`FT`, :data:`FT_EPOCHS`: ``recover`` = ``train.fit``, Adam, cosine, logit KD from the
   unpruned teacher). Test accuracy (1,000 images), MACs ratio, batch-1 latency speed-up in torch
   and ONNX Runtime (1 thread, interleaved medians), and speed-up / MACs ratio (the goal: >= 0.9).
   torchslim also runs latency-aware (``runtime="onnxruntime"`` and ``"torch"``: channels go where
@@ -22,6 +22,10 @@ Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,large,minilm``
   sentences (Python's own documentation), before and after a short recovery (embeddings
   distilled from the original on 640 other sentences), and the speed-up at batch 32 x seq 128,
   2 threads, torch and ORT. Torch-Pruning runs with its documented BERT recipe (heads declared).
+- **space**: mobilenet-mnist's anatomy (:mod:`benchmarks._prune_space`): the batch-1 cost of
+  each block and of an empty call on both runtimes, and every depth choice (nothing, the
+  depthwise layer or the whole block, per block) followed by channels to half the MACs, with
+  each one's speed-up / MACs ratio: the best any structured pruning of it reaches.
 - **coverage**: which models and transformer blocks each tool prunes (50%, default call) with
   the output shapes kept, and what torchslim leaves pinned.
 """
@@ -42,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks._prune_models import Decoder, MHABlock, MobileNetV1, ResNet18, random_bn, sentences
+from benchmarks._prune_space import space
 from benchmarks.harness import side_by_side
 from torchslim import data, zoo
 from torchslim.export import OrtModel, export_onnx
@@ -51,6 +56,8 @@ from torchslim.measure.macs import count_macs
 # The package, not the `prune` function that `torchslim` re-exports under the same name.
 P = importlib.import_module("torchslim.prune")
 FT = {"epochs": 10, "lr": 3e-3, "kd_weight": 1.0, "temperature": 4.0}  # the same for both tools
+# mobilenet-mnist (trained 15 epochs) loses whole layers in its depth arms: 20 epochs of recovery, for every arm
+FT_EPOCHS = {"resnet-mnist": 10, "mobilenet-mnist": 20}
 MNIST_CONFIG = {"target_macs": 0.5, "round_to": 8, "scope": "global", "importance": "l2"}
 LATENCY_CONFIG = {"target_macs": 0.5, "round_to": 8, "importance": "l2"}  # + runtime: latency-aware allocation
 BLOCK_CONFIG = {"target_macs": 0.5, "runtime": "torch"}  # resnet-mnist depth pruning
@@ -106,9 +113,7 @@ def latency(models: dict[str, nn.Module], x: Any, workdir: Path, *, rounds: int,
                 m(*xs)
         cases[f"{k} torch"] = run
         stem = re.sub(r"\W", "_", k)
-        ort = OrtModel(export_onnx(m, workdir / f"{stem}.onnx", x), threads=threads)
-        feeds = ort.feeds(*xs)
-        cases[f"{k} ort"] = lambda ort=ort, feeds=feeds: ort.run_numpy(feeds)
+        cases[f"{k} ort"] = OrtModel(export_onnx(m, workdir / f"{stem}.onnx", x), threads=threads).prepared(*xs)
     res = side_by_side(cases, rounds=rounds, inner=inner, title=title or f"batch {xs[0].shape[0]}, {threads} thread(s)")
     res.print()
     return {n: c.median_ms for n, c in res.cases.items()}
@@ -171,7 +176,7 @@ def bench_mnist(name: str, workdir: Path, seed: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {"unpruned": {"macs": base, "params": _params(teacher), "acc": evaluate(teacher, splits.test)}}
     for label, m in arms.items():
         acc0 = evaluate(m, splits.test)
-        P.recover(m, splits.train, teacher=teacher, progress=False, seed=seed, **FT)
+        P.recover(m, splits.train, teacher=teacher, progress=False, seed=seed, **{**FT, "epochs": FT_EPOCHS[name]})
         out[label] = {"macs": _macs(m, x), "macs_ratio": base / _macs(m, x), "params": _params(m),
                       "acc_before_ft": acc0, "acc": evaluate(m, splits.test),
                       "channels": [c.out_channels for c in m.modules() if isinstance(c, nn.Conv2d)]}
@@ -352,11 +357,11 @@ def coverage() -> dict[str, dict[str, str]]:
 
 
 def main(out_dir: Path) -> dict[str, Any]:
-    parts = os.environ.get("PRUNE_BENCH", "coverage,mnist,large,minilm").split(",")  # or one model: resnet-mnist
+    parts = os.environ.get("PRUNE_BENCH", "coverage,mnist,space,large,minilm").split(",")  # or one model: resnet-mnist
     previous = torch.get_num_threads()
     previous_json = out_dir / "prune.json"  # sections this run does not redo are kept
     results: dict[str, Any] = json.loads(previous_json.read_text()) if previous_json.exists() else {}
-    results.update({"fine_tune": FT, "mnist_config": MNIST_CONFIG, "latency_config": LATENCY_CONFIG,
+    results.update({"fine_tune": FT, "fine_tune_epochs": FT_EPOCHS, "mnist_config": MNIST_CONFIG, "latency_config": LATENCY_CONFIG,
                     "block_config": BLOCK_CONFIG, "depth_config": DEPTH_CONFIG, "large_config": LARGE_CONFIG})
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -366,6 +371,10 @@ def main(out_dir: Path) -> dict[str, Any]:
                 if "mnist" in parts or name in parts:
                     torch.set_num_threads(previous)
                     results[name] = bench_mnist(name, Path(tmp))
+            if "space" in parts:
+                torch.set_num_threads(previous)
+                results["space"] = space(zoo.teacher("mobilenet-mnist", progress=False).eval(),
+                                         zoo.example_inputs("mobilenet-mnist", batch_size=1))
             if "large" in parts:
                 results["large"] = bench_large(Path(tmp))
             if "minilm" in parts:

@@ -1,0 +1,98 @@
+"""Where the time of a tiny MobileNet goes, and every depth choice it allows (the ``space``
+part of ``python -m benchmarks prune``).
+
+- :func:`prefix_times`: batch-1 latency of the stem plus the first k blocks (then a mean
+  over space), k = 0..all, in torch and ONNX Runtime: the cost of each block and the floor
+  under them (an empty graph).
+- :func:`depth_width_space`: every combination of removing, in each shape-preserving block,
+  nothing, its depthwise layer or the whole block, then channels (global L2, ``round_to=8``)
+  down to half the original MACs in total; MACs ratio and speed-up on both runtimes.
+
+Example (a few minutes on 2 cores):
+    >>> from benchmarks._prune_space import depth_width_space  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import itertools
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchslim.core.modules import get_module, set_module
+from torchslim.measure.macs import count_macs
+from torchslim.prune.depth.rewrite import SkippedLayer
+from torchslim.prune.structured.latency import time_variants
+
+P = importlib.import_module("torchslim.prune")
+RUNTIMES = ("torch", "onnxruntime")
+
+
+class _Prefix(nn.Module):
+    """The stem and the first ``k`` blocks of a zoo MobileNet, then a spatial mean."""
+
+    def __init__(self, model: nn.Module, k: int) -> None:
+        super().__init__()
+        self.stem, self.blocks = model.stem, model.blocks[:k]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28)
+        return self.blocks(self.stem(x)).mean((2, 3))  # (B, C_k)
+
+
+class _Floor(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28)
+        return x.mean((2, 3))  # (B, 1): one op, the cost of a call
+
+
+def _timed(variants: dict[str, nn.Module], x: torch.Tensor) -> dict[str, dict[str, float]]:
+    return {rt: time_variants(variants, (x,), rt, rounds=31) for rt in RUNTIMES}
+
+
+def prefix_times(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Median ms of an empty graph, the stem + k blocks (k = 0..len(blocks)) and the whole model."""
+    variants = {"empty": _Floor(), **{f"stem + {k} blocks": _Prefix(model, k) for k in range(len(model.blocks) + 1)},
+                "whole model": model}
+    ms = _timed(variants, x)
+    for rt, row in ms.items():
+        print(f"{rt:12s}", "  ".join(f"{k} {v * 1e3:.1f} us" for k, v in row.items()), flush=True)
+    return ms
+
+
+def depth_width_space(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Every removal choice per shape-preserving block (nothing, ``depthwise``, the block), then
+    channels to half the MACs: ``{choice: {macs_ratio, speedup_torch, speedup_onnxruntime}}``."""
+    base = count_macs(model, (x,))[0]
+    keep = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)
+            and b.pointwise[0].in_channels == b.pointwise[0].out_channels]
+    movable = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)]  # a depthwise layer can go
+    variants: dict[str, nn.Module] = {"unpruned": model}
+    for choice in itertools.product(*[("", "depthwise", "block") if i in keep else ("", "depthwise") for i in movable]):
+        m = copy.deepcopy(model)
+        removed = [f"blocks.{i}" + (".depthwise" if c == "depthwise" else "") for i, c in zip(movable, choice, strict=True) if c]
+        for name in removed:
+            set_module(m, name, SkippedLayer(type(get_module(m, name)).__name__))
+        macs = count_macs(m, (x,))[0]
+        if macs > 0.5 * base:
+            m = P.prune(m, P.StructuredPrune(target_macs=0.5 * base / macs, round_to=8, scope="global", importance="l2"),
+                        example_inputs=x)
+        variants[" + ".join(removed) or "channels only"] = m
+    ms = _timed(variants, x)
+    out = {}
+    for k, m in list(variants.items())[1:]:
+        ratio = base / count_macs(m, (x,))[0]
+        out[k] = {"macs_ratio": ratio, **{f"speedup_{rt}": ms[rt]["unpruned"] / ms[rt][k] for rt in RUNTIMES}}
+        print(f"{k:58s} macs {ratio:.2f}x  " + "  ".join(
+            f"{rt} {out[k][f'speedup_{rt}']:.2f}x ({out[k][f'speedup_{rt}'] / ratio:.2f})" for rt in RUNTIMES), flush=True)
+    return out
+
+
+def space(teacher: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """Both measurements, and the best speed-up / MACs ratio each runtime reached."""
+    result: dict[str, Any] = {"prefix_ms": prefix_times(teacher, x), "choices": depth_width_space(teacher, x)}
+    result["best_over_macs"] = {rt: max(v[f"speedup_{rt}"] / v["macs_ratio"] for v in result["choices"].values())
+                                for rt in RUNTIMES}
+    print("best speed-up / MACs ratio:", {k: round(v, 2) for k, v in result["best_over_macs"].items()}, flush=True)
+    return result
