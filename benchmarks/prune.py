@@ -101,22 +101,29 @@ def tp_to_target(model: nn.Module, x: torch.Tensor, keep: float, **options: Any)
 
 def latency(models: dict[str, nn.Module], x: Any, workdir: Path, *, rounds: int, inner: int,
             threads: int = 1, title: str = "") -> dict[str, float]:
-    """Median ms per call of every model in torch (eager, inference mode) and ONNX Runtime."""
+    """Median ms per call of every model in torch (eager, inference mode) and in ONNX Runtime;
+    each runtime's cases are interleaved among themselves, one runtime after the other (a torch
+    call between two ORT samples evicts ORT's weights from the cache and slows every ORT case
+    by about the same time, which compresses their ratios)."""
     torch.set_num_threads(threads)
     xs = x if isinstance(x, tuple) else (x,)
-    cases: dict[str, Any] = {}
+    per_runtime: dict[str, dict[str, Any]] = {"torch": {}, "ort": {}}
     for k, m in models.items():
         m = m.eval()
 
         def run(m: nn.Module = m) -> None:
             with torch.inference_mode():
                 m(*xs)
-        cases[f"{k} torch"] = run
+        per_runtime["torch"][f"{k} torch"] = run
         stem = re.sub(r"\W", "_", k)
-        cases[f"{k} ort"] = OrtModel(export_onnx(m, workdir / f"{stem}.onnx", x), threads=threads).prepared(*xs)
-    res = side_by_side(cases, rounds=rounds, inner=inner, title=title or f"batch {xs[0].shape[0]}, {threads} thread(s)")
-    res.print()
-    return {n: c.median_ms for n, c in res.cases.items()}
+        per_runtime["ort"][f"{k} ort"] = OrtModel(export_onnx(m, workdir / f"{stem}.onnx", x), threads=threads).prepared(*xs)
+    ms: dict[str, float] = {}
+    for rt, cases in per_runtime.items():
+        res = side_by_side(cases, rounds=rounds, inner=inner,
+                           title=f"{title or f'batch {xs[0].shape[0]}, {threads} thread(s)'}, {rt}")
+        res.print()
+        ms.update({n: c.median_ms for n, c in res.cases.items()})
+    return ms
 
 
 def _speedups(out: dict[str, Any], lat: dict[str, float], labels: list[str]) -> None:
