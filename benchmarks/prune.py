@@ -102,9 +102,10 @@ def tp_to_target(model: nn.Module, x: torch.Tensor, keep: float, **options: Any)
 def latency(models: dict[str, nn.Module], x: Any, workdir: Path, *, rounds: int, inner: int,
             threads: int = 1, title: str = "") -> dict[str, float]:
     """Median ms per call of every model in torch (eager, inference mode) and in ONNX Runtime;
-    each runtime's cases are interleaved among themselves, one runtime after the other (a torch
-    call between two ORT samples evicts ORT's weights from the cache and slows every ORT case
-    by about the same time, which compresses their ratios)."""
+    each runtime's cases are interleaved among themselves, one runtime after the other. Torch
+    calls between ORT samples slow the ORT cases unequally, the larger model more (mobilenet-mnist
+    against it with three layers removed: 1.59-1.67x mixed, 1.39-1.42x alone, three runs); a
+    deployed model running on its own is the case to measure."""
     torch.set_num_threads(threads)
     xs = x if isinstance(x, tuple) else (x,)
     per_runtime: dict[str, dict[str, Any]] = {"torch": {}, "ort": {}}
