@@ -117,6 +117,24 @@ def test_config_errors() -> None:
         P.prune(nn.Linear(2, 2), P.BlockPrune(blocks=1))
 
 
+def test_target_latency_stops_once_the_measured_latency_is_under_it() -> None:
+    torch.manual_seed(0)
+    net, x = zoo.model("mobilenet-mnist").eval(), torch.randn(1, 1, 28, 28)
+    small = P.prune(net, P.BlockPrune(target_latency=0.8, runtime="torch", layers=True), example_inputs=x)
+    report = small.slim_block_report
+    chosen = [rnd[name]["latency"] for rnd, name in zip(report.rounds, report.removed, strict=True)]
+    assert report.removed and report.latency == chosen[-1] <= 0.8  # measured beside the original
+    assert all(f > 0.8 for f in chosen[:-1])  # no block more than needed
+    assert all("latency" in c and "saving" in c for rnd in report.rounds for c in rnd.values())
+    assert small(x).shape == net(x).shape and "latency: " in report.summary()
+    with pytest.raises(ValidationError, match="target_latency needs runtime"):
+        P.BlockPrune(target_latency=0.5)
+    with pytest.raises(ValidationError, match=r"target_latency is the fraction of the latency to keep, in \(0, 1\]"):
+        P.BlockPrune(target_latency=1.5, runtime="torch")
+    with pytest.raises(ValidationError, match="exactly one of them; got target_macs, target_latency"):
+        P.BlockPrune(target_macs=0.5, target_latency=0.5, runtime="torch")
+
+
 def test_layers_option_skips_shape_preserving_layers() -> None:
     torch.manual_seed(0)
     net, x = zoo.model("mobilenet-mnist").eval(), torch.randn(2, 1, 28, 28)

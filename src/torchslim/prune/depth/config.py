@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from torchslim.core.config import Config
 
@@ -23,7 +23,10 @@ class BlockPrune(Config):
     what per-op overhead (torch eager at batch 1, small models) needs.
 
     - ``blocks``: how many to remove; or ``target_macs``: remove until the MACs are at most
-      this fraction of the original (the last removal may overshoot: blocks are coarse).
+      this fraction of the original (the last removal may overshoot: blocks are coarse); or
+      ``target_latency`` (with ``runtime``): remove until the latency measured on that runtime
+      is at most this fraction of the original's, timed beside it in every round: the target
+      for small models whose time is per-op overhead, where MACs say little.
     - ``overshoot``: with ``target_macs``, ``False`` never removes a block whose removal takes
       the MACs below the target: it stops when every candidate left would, so channel pruning
       (``StructuredPrune(target_macs=...)``) can close the rest of the gap exactly.
@@ -50,6 +53,7 @@ class BlockPrune(Config):
 
     blocks: int | None = None
     target_macs: float | None = None
+    target_latency: float | None = None
     importance: str = "output"
     runtime: Literal["torch", "onnxruntime"] | None = None
     threads: int = 1
@@ -66,11 +70,12 @@ class BlockPrune(Config):
             raise ValueError(f"blocks (how many to remove) must be >= 1, got {v}")
         return v
 
-    @field_validator("target_macs")
+    @field_validator("target_macs", "target_latency")
     @classmethod
-    def _fraction(cls, v: float | None) -> float | None:
+    def _fraction(cls, v: float | None, info: ValidationInfo) -> float | None:
         if v is not None and not 0.0 < v <= 1.0:
-            raise ValueError(f"target_macs is the fraction of MACs to keep, in (0, 1]; got {v}")
+            what = "MACs" if info.field_name == "target_macs" else "latency"
+            raise ValueError(f"{info.field_name} is the fraction of the {what} to keep, in (0, 1]; got {v}")
         return v
 
     @field_validator("importance")
@@ -94,8 +99,12 @@ class BlockPrune(Config):
 
     @model_validator(mode="after")
     def _one_target(self) -> BlockPrune:
-        if (self.blocks is None) == (self.target_macs is None):
-            raise ValueError("give blocks or target_macs (how much depth to remove), exactly one of them")
+        given = [k for k in ("blocks", "target_macs", "target_latency") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give blocks or target_macs or target_latency (how much depth to remove), exactly one of "
+                             f"them; got {', '.join(given) or 'none'}")
+        if self.target_latency is not None and self.runtime is None:
+            raise ValueError("target_latency needs runtime='torch' or 'onnxruntime' (where to measure it)")
         if not self.overshoot and self.target_macs is None:
             raise ValueError("overshoot=False needs target_macs (the MACs floor it must not cross)")
         return self

@@ -77,13 +77,15 @@ class BlockReport:
     """``candidates``: name -> {kind, importance, macs (after removal), saving (fraction of the
     latency)} in the last round, ``rounds`` the same for every round (one removal each);
     ``not_removable``: name -> reason; ``removed``: names in the order removed; ``macs``:
-    before and after."""
+    before and after; ``latency``: with ``target_latency``, the measured latency after the last
+    removal as a fraction of the original's (timed beside it in that round)."""
 
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
     rounds: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     not_removable: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     macs: tuple[int, int] | None = None
+    latency: float | None = None
 
     def summary(self) -> str:
         """A few lines a person can read.
@@ -99,13 +101,15 @@ class BlockReport:
             lines.append("removed: " + ", ".join(self.removed))
         if self.macs:
             lines.append(f"MACs: {self.macs[0]:,} -> {self.macs[1]:,}")
+        if self.latency is not None:
+            lines.append(f"latency: {self.latency:.2f} of the original's")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"candidates": self.candidates, "rounds": self.rounds, "not_removable": self.not_removable,
                 "removed": self.removed,
-                "macs": list(self.macs) if self.macs else None}
+                "macs": list(self.macs) if self.macs else None, "latency": self.latency}
 
 
 def _ignored(model: nn.Module, patterns: tuple[str, ...]) -> set[str]:
@@ -242,8 +246,9 @@ def block_prune(model: nn.Module, config: BlockPrune, *, example_inputs: Any = N
     goal = config.target_macs * m0 if config.target_macs is not None else None
     report = BlockReport()
     gen = torch.Generator().manual_seed(config.seed)
-    macs = m0
-    while (len(report.removed) < config.blocks) if config.blocks is not None else (macs > goal):
+    original = copy.deepcopy(model) if config.target_latency is not None else None
+    macs, fraction = m0, 1.0
+    while _short_of_goal(config, len(report.removed), macs, goal, fraction):
         cands, not_removable = candidates(model, inputs, config)
         report.not_removable.update(not_removable)
         trials: dict[str, tuple[Candidate, nn.Module]] = {}
@@ -268,10 +273,13 @@ def block_prune(model: nn.Module, config: BlockPrune, *, example_inputs: Any = N
             imp = _output_change(ref, trial, batches) if config.importance == "output" else float(torch.rand(1, generator=gen))
             report.candidates[name] = {"kind": c.kind, "importance": imp, "macs": count_macs(trial, inputs)[0]}
         if config.runtime is not None:
-            ms = time_variants({"current": model, **{n: t for n, (_, t) in trials.items()}}, inputs, config.runtime,
-                               threads=config.threads)
+            reference = {"original": original} if original is not None else {}
+            ms = time_variants({"current": model, **reference, **{n: t for n, (_, t) in trials.items()}}, inputs,
+                               config.runtime, threads=config.threads)
             for name in trials:
                 report.candidates[name]["saving"] = 1 - ms[name] / ms["current"]
+                if original is not None:
+                    report.candidates[name]["latency"] = ms[name] / ms["original"]
         report.rounds.append(report.candidates)
         allowed = [n for n, c in report.candidates.items() if config.overshoot or goal is None or c["macs"] >= goal]
         if not allowed:
@@ -280,14 +288,28 @@ def block_prune(model: nn.Module, config: BlockPrune, *, example_inputs: Any = N
         trials[best][0].apply(model)
         report.removed.append(best)
         macs = report.candidates[best]["macs"]
+        fraction = report.candidates[best].get("latency", fraction)
+    report.latency = fraction if original is not None else None
     report.macs = (m0, count_macs(model, inputs)[0])
     model.train(was)
     model.slim_block_report = report
     return model
 
 
+def _short_of_goal(config: BlockPrune, removed: int, macs: int, goal: float | None, fraction: float) -> bool:
+    """Whether another block should go: fewer than ``blocks`` removed, MACs above ``goal``, or
+    the latency (a fraction of the original's, measured) above ``target_latency``."""
+    if config.blocks is not None:
+        return removed < config.blocks
+    if config.target_macs is not None:
+        return goal is not None and macs > goal
+    return fraction > float(config.target_latency or 0.0)
+
+
 def _goal(config: BlockPrune) -> str:
-    return f"blocks={config.blocks}" if config.blocks is not None else f"target_macs={config.target_macs}"
+    if config.blocks is not None:
+        return f"blocks={config.blocks}"
+    return f"target_macs={config.target_macs}" if config.target_macs is not None else f"target_latency={config.target_latency}"
 
 
 def _nothing_removable(model: nn.Module, not_removable: dict[str, str], config: BlockPrune) -> str:
