@@ -34,11 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.harness import side_by_side
+from benchmarks.harness import side_by_side, torch_and_ort
 from torchslim import data, zoo
 from torchslim.arch import LowRank, factorize, fold_batchnorm, replace_depthwise
 from torchslim.distill import KD, distill
-from torchslim.export import OrtModel, export_onnx
 from torchslim.measure import evaluate, measure
 from torchslim.train import fit
 
@@ -54,24 +53,9 @@ def _params(m: nn.Module) -> int:
 
 
 def _latency(models: dict[str, nn.Module], x: torch.Tensor, workdir: Path, rounds: int, title: str) -> dict[str, Any]:
-    """Torch and ORT cases for every model, each runtime's interleaved among themselves (see
-    ``benchmarks.prune.latency``); medians."""
-    per_runtime: dict[str, dict[str, Any]] = {"torch": {}, "ort": {}}
-    for name, model in models.items():
-        def run_torch(model: nn.Module = model) -> None:
-            with torch.inference_mode():
-                model(x)
-
-        per_runtime["torch"][f"{name} torch"] = run_torch
-        per_runtime["ort"][f"{name} ort"] = OrtModel(export_onnx(model, workdir / f"{name}-b{len(x)}.onnx", x),
-                                                     threads=1).prepared(x)
-    out = {}
-    for rt, cases in per_runtime.items():
-        res = side_by_side(cases, rounds=rounds, inner=max(1, 20 // len(x)), title=f"{title}, {rt}")
-        res.print()
-        out.update({n: {"median_ms": c.median_ms, "p10_ms": c.quantile(0.1), "p90_ms": c.quantile(0.9)}
-                    for n, c in res.cases.items()})
-    return out
+    """Torch and ORT cases for every model (:func:`benchmarks.harness.torch_and_ort`); medians."""
+    cases = torch_and_ort(models, (x,), workdir, rounds=rounds, inner=max(1, 20 // len(x)), title=title)
+    return {n: {"median_ms": c.median_ms, "p10_ms": c.quantile(0.1), "p90_ms": c.quantile(0.9)} for n, c in cases.items()}
 
 
 def bench_lenet(workdir: Path, rounds: int) -> dict[str, Any]:

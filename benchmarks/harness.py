@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -21,8 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.table import Table
+from torch import nn
+
+from torchslim.export import OrtModel, export_onnx
 
 
 @dataclass
@@ -119,3 +124,31 @@ def side_by_side(
         cases={n: CaseResult(n, times[n]) for n in names},
         baseline=baseline or names[0],
     )
+
+
+def torch_and_ort(models: Mapping[str, nn.Module], inputs: tuple[torch.Tensor, ...], workdir: Path, *,
+                  rounds: int, inner: int, threads: int = 1, title: str = "") -> dict[str, CaseResult]:
+    """Every model in torch eager (``"<name> torch"``) and exported to ONNX Runtime with its inputs
+    bound once (``"<name> ort"``). Each runtime's cases are interleaved among themselves, one
+    runtime after the other: torch calls between ORT samples slow the ORT cases unequally, the
+    larger model more (mobilenet-mnist against it with three layers removed: 1.59-1.67x mixed,
+    1.39-1.42x alone, three runs), and a deployed model runs on its own."""
+    torch.set_num_threads(threads)
+    per_runtime: dict[str, dict[str, Callable[[], Any]]] = {"torch": {}, "ort": {}}
+    for k, m in models.items():
+        m = m.eval()
+
+        def run(m: nn.Module = m) -> None:
+            with torch.inference_mode():
+                m(*inputs)
+        per_runtime["torch"][f"{k} torch"] = run
+        path = workdir / (re.sub(r"\W", "_", k) + f"-b{inputs[0].shape[0]}.onnx")
+        example = inputs if len(inputs) > 1 else inputs[0]
+        per_runtime["ort"][f"{k} ort"] = OrtModel(export_onnx(m, path, example), threads=threads).prepared(*inputs)
+    out: dict[str, CaseResult] = {}
+    for rt, cases in per_runtime.items():
+        res = side_by_side(cases, rounds=rounds, inner=inner,
+                           title=f"{title or f'batch {inputs[0].shape[0]}, {threads} thread(s)'}, {rt}")
+        res.print()
+        out.update(res.cases)
+    return out

@@ -38,7 +38,6 @@ import copy
 import importlib
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,9 +48,8 @@ from torch import nn
 
 from benchmarks._prune_models import Decoder, MHABlock, MobileNetV1, ResNet18, random_bn, sentences
 from benchmarks._prune_space import space
-from benchmarks.harness import side_by_side
+from benchmarks.harness import torch_and_ort
 from torchslim import data, zoo
-from torchslim.export import OrtModel, export_onnx
 from torchslim.measure import evaluate
 from torchslim.measure.macs import count_macs
 
@@ -104,30 +102,10 @@ def tp_to_target(model: nn.Module, x: torch.Tensor, keep: float, **options: Any)
 
 def latency(models: dict[str, nn.Module], x: Any, workdir: Path, *, rounds: int, inner: int,
             threads: int = 1, title: str = "") -> dict[str, float]:
-    """Median ms per call of every model in torch (eager, inference mode) and in ONNX Runtime;
-    each runtime's cases are interleaved among themselves, one runtime after the other. Torch
-    calls between ORT samples slow the ORT cases unequally, the larger model more (mobilenet-mnist
-    against it with three layers removed: 1.59-1.67x mixed, 1.39-1.42x alone, three runs); a
-    deployed model running on its own is the case to measure."""
-    torch.set_num_threads(threads)
+    """Median ms per call of every model in torch (eager) and ONNX Runtime (:func:`torch_and_ort`)."""
     xs = x if isinstance(x, tuple) else (x,)
-    per_runtime: dict[str, dict[str, Any]] = {"torch": {}, "ort": {}}
-    for k, m in models.items():
-        m = m.eval()
-
-        def run(m: nn.Module = m) -> None:
-            with torch.inference_mode():
-                m(*xs)
-        per_runtime["torch"][f"{k} torch"] = run
-        stem = re.sub(r"\W", "_", k)
-        per_runtime["ort"][f"{k} ort"] = OrtModel(export_onnx(m, workdir / f"{stem}.onnx", x), threads=threads).prepared(*xs)
-    ms: dict[str, float] = {}
-    for rt, cases in per_runtime.items():
-        res = side_by_side(cases, rounds=rounds, inner=inner,
-                           title=f"{title or f'batch {xs[0].shape[0]}, {threads} thread(s)'}, {rt}")
-        res.print()
-        ms.update({n: c.median_ms for n, c in res.cases.items()})
-    return ms
+    cases = torch_and_ort(models, xs, workdir, rounds=rounds, inner=inner, threads=threads, title=title)
+    return {n: c.median_ms for n, c in cases.items()}
 
 
 def _speedups(out: dict[str, Any], lat: dict[str, float], labels: list[str]) -> None:
