@@ -82,7 +82,7 @@ def test_guard_refuses_a_lossy_variant_and_picks_the_faster_accurate_one(monkeyp
         assert (q(x).argmax(1) == net(x).argmax(1)).float().mean() >= 0.97  # what was picked is accurate
 
 
-def test_guard_accepts_per_tensor_variants_of_lenet300(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_guard_on_lenet300_times_the_variants_as_accurate_as_int8(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     model = zoo.teacher("lenet300-mnist", progress=False).eval()
     splits = data.load("mnist_5k", batch_size=250, seed=0)
     monkeypatch.setattr(gate_mod, "interleaved_ms", _fake_timer({
@@ -90,8 +90,17 @@ def test_guard_accepts_per_tensor_variants_of_lenet300(monkeypatch: pytest.Monke
     q = quantize(model, Int8Static(calibration_samples=500), calibration=splits.train, gate="latency",
                  example_inputs=torch.zeros(1, 1, 28, 28), gate_groups=False)
     rep = report_of(q)
-    assert set(rep.table[0]["fidelity"]) == {"int8", "int8 per-tensor", "int8 dynamic Linear", "int8 dynamic Linear per-tensor"}
-    assert all(f["accepted"] for k, f in rep.table[0]["fidelity"].items() if k != "int8"), rep.table[0]["fidelity"]
-    assert rep.variant == "int8 dynamic Linear per-tensor"
+    fid = rep.table[0]["fidelity"]
+    assert set(fid) == {"int8", "int8 per-tensor", "int8 dynamic Linear", "int8 dynamic Linear per-tensor"}
+    # per-channel dynamic int8 was accepted on both CPUs this ran on; the per-tensor variants
+    # flipped at most 1 top-1 class of 500 on one with AVX-512 VNNI and 2 on one with only AVX2
+    # (1 allowed): whether they are accepted depends on the host's int8 kernels
+    assert fid["int8 dynamic Linear"]["accepted"], fid
+    for name, f in fid.items():
+        if name != "int8":
+            measured = Fidelity(f["samples"], f["agreement"], f["rel_err"])
+            assert f["accepted"] == accept(measured, Fidelity(**fid["int8"]))[0], (name, fid)
+    fastest = {"int8 per-tensor": 0.6, "int8 dynamic Linear": 0.7, "int8 dynamic Linear per-tensor": 0.5}
+    assert rep.variant == min((k for k in fastest if fid[k]["accepted"]), key=fastest.__getitem__)
     ort_model = OrtModel(export_onnx(q, tmp_path / "picked.onnx", torch.zeros(1, 1, 28, 28)))
     assert evaluate(model, splits.test) - evaluate(ort_model, splits.test) <= 0.003
