@@ -32,6 +32,9 @@ Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,space,large,mi
   each one's speed-up / MACs ratio: the best any structured pruning of it reaches.
 - **coverage**: which models and transformer blocks each tool prunes (50%, default call) with
   the output shapes kept, and what torchslim leaves pinned.
+
+``prune_speedups.png`` in the output folder plots every arm's speed-up / MACs ratio, torch
+against ONNX Runtime, one panel per model (:mod:`benchmarks._prune_plot`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks._prune_models import Decoder, MHABlock, MobileNetV1, ResNet18, random_bn, sentences
+from benchmarks._prune_plot import plot_speedups, speedup_sections
 from benchmarks._prune_space import space
 from benchmarks.harness import torch_and_ort
 from torchslim import data, zoo
@@ -391,4 +395,6 @@ def main(out_dir: Path) -> dict[str, Any]:
                 results["minilm"] = bench_minilm(Path(tmp))
     finally:
         torch.set_num_threads(previous)
+    if any(speedup_sections(results).values()):
+        results["plot"] = str(plot_speedups(results, out_dir / "prune_speedups.png"))
     return results
