@@ -77,6 +77,11 @@ def _macs(m: nn.Module, x: Any) -> int:
     return count_macs(m, x if isinstance(x, tuple) else (x,))[0]
 
 
+def _rest(target: float, original: nn.Module, deep: nn.Module, x: Any) -> float:
+    """The fraction of ``deep``'s MACs (a depth-pruned ``original``) that leaves ``target`` of the original's."""
+    return target * _macs(original, x) / _macs(deep, x)
+
+
 def _params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -142,7 +147,7 @@ def mnist_arms(name: str, teacher: nn.Module, x: torch.Tensor, train: Any) -> tu
     if name == "resnet-mnist":
         arms["torchslim blocks"] = P.prune(teacher, P.BlockPrune(**BLOCK_CONFIG), example_inputs=x, data=train)
         one = P.prune(teacher, P.BlockPrune(blocks=1, runtime="torch"), example_inputs=x, data=train)
-        rest = LATENCY_CONFIG["target_macs"] * _macs(teacher, x) / _macs(one, x)
+        rest = _rest(LATENCY_CONFIG["target_macs"], teacher, one, x)
         arms["torchslim 1 block + latency ort"] = P.prune(
             one, P.StructuredPrune(**{**LATENCY_CONFIG, "target_macs": rest}, runtime="onnxruntime"), example_inputs=x)
     arms.update(depth_then_width(name, teacher, x, train))
@@ -159,7 +164,7 @@ def depth_then_width(name: str, teacher: nn.Module, x: torch.Tensor, train: Any)
     channels (global L2, and latency-aware on ORT and on torch) to half the original MACs."""
     label = "blocks" if name == "resnet-mnist" else "layers"
     deep = P.prune(teacher, P.BlockPrune(**DEPTH_CONFIG, layers=label == "layers"), example_inputs=x, data=train)
-    rest = {**LATENCY_CONFIG, "target_macs": LATENCY_CONFIG["target_macs"] * _macs(teacher, x) / _macs(deep, x)}
+    rest = {**LATENCY_CONFIG, "target_macs": _rest(LATENCY_CONFIG["target_macs"], teacher, deep, x)}
     arms = {f"torchslim {label}>=0.5": deep,
             f"torchslim {label} + channels": P.prune(deep, P.StructuredPrune(**rest, scope="global"), example_inputs=x)}
     for rt, short in (("onnxruntime", "ort"), ("torch", "torch")):
@@ -208,7 +213,7 @@ def layers_then_channels(model: nn.Module, x: torch.Tensor, layers: int) -> nn.M
     """``layers`` shape-preserving layers removed (:class:`BlockPrune`, ``layers=True``, ranked
     by output change per torch time saved), then channels to half the original MACs in total."""
     deep = P.prune(model, P.BlockPrune(blocks=layers, layers=True, runtime="torch"), example_inputs=x)
-    rest = LARGE_CONFIG["target_macs"] * _macs(model, x) / _macs(deep, x)
+    rest = _rest(LARGE_CONFIG["target_macs"], model, deep, x)
     return P.prune(deep, P.StructuredPrune(**{**LARGE_CONFIG, "target_macs": rest}), example_inputs=x)
 
 
