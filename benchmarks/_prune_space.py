@@ -6,7 +6,9 @@ part of ``python -m benchmarks prune``).
   under them (an empty graph).
 - :func:`depth_width_space`: every combination of removing, in each shape-preserving block,
   nothing, its depthwise layer or the whole block, then channels (global L2, ``round_to=8``)
-  down to half the original MACs in total; MACs ratio and speed-up on both runtimes.
+  down to half the original MACs in total; MACs ratio and speed-up on both runtimes. Two more
+  choices bound what any depth pruning could do: every depthwise layer removed (the strided
+  ones too, their stride moved into the next 1x1 conv), alone and with those blocks removed.
 
 Example (a few minutes on 2 cores):
     >>> from benchmarks._prune_space import depth_width_space  # doctest: +SKIP
@@ -79,6 +81,7 @@ def depth_width_space(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
             m = P.prune(m, P.StructuredPrune(target_macs=0.5 * base / macs, round_to=8, scope="global", importance="l2"),
                         example_inputs=x)
         variants[" + ".join(removed) or "channels only"] = m
+    variants |= _every_depthwise(model, x, keep)
     ms = _timed(variants, x)
     out = {}
     for k, m in list(variants.items())[1:]:
@@ -86,6 +89,28 @@ def depth_width_space(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
         out[k] = {"macs_ratio": ratio, **{f"speedup_{rt}": ms[rt]["unpruned"] / ms[rt][k] for rt in RUNTIMES}}
         print(f"{k:58s} macs {ratio:.2f}x  " + "  ".join(
             f"{rt} {out[k][f'speedup_{rt}']:.2f}x ({out[k][f'speedup_{rt}'] / ratio:.2f})" for rt in RUNTIMES), flush=True)
+    return out
+
+
+def _every_depthwise(model: nn.Module, x: torch.Tensor, blocks: list[int]) -> dict[str, nn.Module]:
+    """Past what layer removal can do: every depthwise layer gone, the strided ones handing their
+    stride to the 1x1 conv after them (which then samples the positions the 3x3 was centred on),
+    alone and with the shape-preserving ``blocks`` gone too; then channels to half the MACs."""
+    base = count_macs(model, (x,))[0]
+    out = {}
+    for label, whole in (("every depthwise layer", []), (f"every depthwise layer + blocks {blocks}", blocks)):
+        m = copy.deepcopy(model)
+        for i, b in enumerate(m.blocks):
+            if i in whole:
+                set_module(m, f"blocks.{i}", SkippedLayer(type(b).__name__))
+                continue
+            b.pointwise[0].stride = b.depthwise[0].stride
+            set_module(m, f"blocks.{i}.depthwise", SkippedLayer(type(b.depthwise).__name__))
+        macs = count_macs(m, (x,))[0]
+        if macs > 0.5 * base:
+            m = P.prune(m, P.StructuredPrune(target_macs=0.5 * base / macs, round_to=8, scope="global", importance="l2"),
+                        example_inputs=x)
+        out[label] = m
     return out
 
 
