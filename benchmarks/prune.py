@@ -19,8 +19,10 @@ Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,space,large,mi
 - **large**: the same latency comparison on a ResNet-18 (3x64x64) and a MobileNet-v1 (3x128x128)
   built here (random weights; latency does not depend on them), where compute, not per-op
   overhead, dominates. Torch-Pruning is run with its default call and with ``round_to=16``.
-  MobileNet-v1 also gets :data:`LARGE_LAYERS` layers removed first (:func:`layers_then_channels`):
-  torch eager runs a depthwise conv in about the same time whatever its channels.
+  MobileNet-v1 also gets :data:`LARGE_LAYERS` layers removed first (:func:`layers_then_channels`),
+  and, in another arm, every stride-1 depthwise layer (its 9 of 13): torch eager runs a
+  depthwise conv in about the same time whatever its channels. Random weights say nothing of
+  the accuracy such removals cost.
 - **minilm**: all-MiniLM-L6-v2 (needs the ``minilm`` extra): 25% of the heads and of the FFN
   neurons removed. Mean cosine of sentence embeddings to the original on 320 held-out real
   sentences (Python's own documentation), before and after a short recovery (embeddings
@@ -67,10 +69,12 @@ FT_EPOCHS = {"resnet-mnist": 10, "mobilenet-mnist": 20}
 MNIST_CONFIG = {"target_macs": 0.5, "round_to": 8, "scope": "global", "importance": "l2"}
 LATENCY_CONFIG = {"target_macs": 0.5, "round_to": 8, "importance": "l2"}  # + runtime: latency-aware allocation
 BLOCK_CONFIG = {"target_macs": 0.5, "runtime": "torch"}  # resnet-mnist depth pruning
+MAX_BLOCKS_CONFIG = {"target_macs": 0.5}  # the same ranked by output change alone (not by timings, which vary)
 DEPTH_CONFIG = {"target_macs": 0.5, "runtime": "torch", "overshoot": False}  # depth, then channels to 0.5
 TIME_CONFIG = {"target_latency": 0.55, "layers": True}  # mobilenet: layers out until 1.8x faster, measured
 LARGE_CONFIG = {"target_macs": 0.5, "round_to": 16, "importance": "l2"}  # AVX-512: 16-float blocks
 LARGE_LAYERS = 4  # MobileNet-v1: layers BlockPrune removes before channels (random weights: a latency probe)
+POINTWISE = r"re:^features\.\d*[02468]$"  # MobileNetV1's stem and 1x1 layers: kept when only depthwise layers may go
 
 
 def _macs(m: nn.Module, x: Any) -> int:
@@ -139,17 +143,22 @@ def mnist_arms(name: str, teacher: nn.Module, x: torch.Tensor, train: Any) -> tu
     """Every pruned variant of the mnist section, at (about) half the MACs: torchslim's plain
     MACs search, its latency-aware allocation on ORT and on torch (:data:`LATENCY_CONFIG`), and on
     resnet depth pruning (:data:`BLOCK_CONFIG`, branches ranked by output change per measured
-    torch time saved) alone and then with latency-aware channel pruning to the same total;
+    torch time saved, removed while any is left and the MACs are above half) alone, and
+    (:data:`MAX_BLOCKS_CONFIG`, ranked by output change alone) then channels to half the MACs in
+    total (global L2 at ``round_to=16``, and latency-aware on torch);
     Torch-Pruning at the same MACs (and the ratio its bisection found)."""
     arms = {"torchslim": P.prune(teacher, P.StructuredPrune(**MNIST_CONFIG), example_inputs=x)}
     for rt in ("onnxruntime", "torch"):
         arms[f"torchslim latency {rt}"] = P.prune(teacher, P.StructuredPrune(**LATENCY_CONFIG, runtime=rt), example_inputs=x)
     if name == "resnet-mnist":
         arms["torchslim blocks"] = P.prune(teacher, P.BlockPrune(**BLOCK_CONFIG), example_inputs=x, data=train)
-        one = P.prune(teacher, P.BlockPrune(blocks=1, runtime="torch"), example_inputs=x, data=train)
-        rest = _rest(LATENCY_CONFIG["target_macs"], teacher, one, x)
-        arms["torchslim 1 block + latency ort"] = P.prune(
-            one, P.StructuredPrune(**{**LATENCY_CONFIG, "target_macs": rest}, runtime="onnxruntime"), example_inputs=x)
+        blocks = P.prune(teacher, P.BlockPrune(**MAX_BLOCKS_CONFIG), example_inputs=x, data=train)
+        rest = {**LATENCY_CONFIG, "target_macs": _rest(LATENCY_CONFIG["target_macs"], teacher, blocks, x)}
+        if rest["target_macs"] < 1:  # every branch it removes, then channels for the rest
+            arms["torchslim max blocks + channels r16"] = P.prune(
+                blocks, P.StructuredPrune(**{**rest, "round_to": 16}, scope="global"), example_inputs=x)
+            arms["torchslim max blocks + latency torch"] = P.prune(
+                blocks, P.StructuredPrune(**rest, runtime="torch"), example_inputs=x)
     arms.update(depth_then_width(name, teacher, x, train))
     if name == "mobilenet-mnist":  # overhead-bound: a latency target instead of a MACs one
         for rt, short in (("torch", "torch"), ("onnxruntime", "ort")):
@@ -209,10 +218,12 @@ def _table(name: str, out: dict[str, Any], labels: list[str]) -> None:
               f"{r['torch_over_macs']:.2f}       {r['ort_over_macs']:.2f}", flush=True)
 
 
-def layers_then_channels(model: nn.Module, x: torch.Tensor, layers: int) -> nn.Module:
-    """``layers`` shape-preserving layers removed (:class:`BlockPrune`, ``layers=True``, ranked
-    by output change per torch time saved), then channels to half the original MACs in total."""
-    deep = P.prune(model, P.BlockPrune(blocks=layers, layers=True, runtime="torch"), example_inputs=x)
+def layers_then_channels(model: nn.Module, x: torch.Tensor, layers: int, *, ignore: tuple[str, ...] = (),
+                         runtime: str | None = "torch") -> nn.Module:
+    """``layers`` shape-preserving layers removed (:class:`BlockPrune`, ``layers=True``, none of
+    ``ignore``; ranked by output change per ``runtime`` time saved), then channels to half the
+    original MACs in total."""
+    deep = P.prune(model, P.BlockPrune(blocks=layers, layers=True, runtime=runtime, ignore=ignore), example_inputs=x)
     rest = _rest(LARGE_CONFIG["target_macs"], model, deep, x)
     return P.prune(deep, P.StructuredPrune(**{**LARGE_CONFIG, "target_macs": rest}), example_inputs=x)
 
@@ -227,6 +238,9 @@ def bench_large(workdir: Path) -> dict[str, Any]:
         models = {"unpruned": model, "torchslim": P.prune(model, P.StructuredPrune(**LARGE_CONFIG), example_inputs=x)}
         if name == "mobilenet-v1":  # does removing depthwise layers, which torch runs slowly, free torch?
             models[f"torchslim {LARGE_LAYERS} layers + channels"] = layers_then_channels(model, x, LARGE_LAYERS)
+            dw = sum(1 for c in model.modules() if isinstance(c, nn.Conv2d) and c.groups > 1 and c.stride == (1, 1))
+            models[f"torchslim {dw} depthwise layers + channels"] = layers_then_channels(
+                model, x, dw, ignore=(POINTWISE,), runtime=None)  # every stride-1 depthwise layer
         models |= {"torch-pruning": tp_to_target(model, x, 0.5)[0],
                    "torch-pruning round_to=16": tp_to_target(model, x, 0.5, round_to=16)[0]}
         out: dict[str, Any] = {"input": [3, size, size], "unpruned": {"macs": base, "params": _params(model)}}
@@ -380,7 +394,7 @@ def main(out_dir: Path) -> dict[str, Any]:
     previous_json = out_dir / "prune.json"  # sections this run does not redo are kept
     results: dict[str, Any] = json.loads(previous_json.read_text()) if previous_json.exists() else {}
     results.update({"fine_tune": FT, "fine_tune_epochs": FT_EPOCHS, "mnist_config": MNIST_CONFIG, "latency_config": LATENCY_CONFIG,
-                    "block_config": BLOCK_CONFIG, "depth_config": DEPTH_CONFIG, "time_config": TIME_CONFIG, "large_config": LARGE_CONFIG,
+                    "block_config": BLOCK_CONFIG, "max_blocks_config": MAX_BLOCKS_CONFIG, "depth_config": DEPTH_CONFIG, "time_config": TIME_CONFIG, "large_config": LARGE_CONFIG,
                     "large_layers": LARGE_LAYERS})
     try:
         with tempfile.TemporaryDirectory() as tmp:
