@@ -9,6 +9,8 @@ part of ``python -m benchmarks prune``).
   down to half the original MACs in total; MACs ratio and speed-up on both runtimes. Two more
   choices bound what any depth pruning could do: every depthwise layer removed (the strided
   ones too, their stride moved into the next 1x1 conv), alone and with those blocks removed.
+- :func:`thin_floors`: the same graph with 8 channels in every layer, for five depth
+  structures: the most channel pruning could gain on each, at any MACs.
 
 Example (a few minutes on 2 cores):
     >>> from benchmarks._prune_space import depth_width_space  # doctest: +SKIP
@@ -28,6 +30,7 @@ from torchslim.core.modules import get_module, set_module
 from torchslim.measure.macs import count_macs
 from torchslim.prune.depth.rewrite import SkippedLayer
 from torchslim.prune.structured.latency import time_variants
+from torchslim.zoo.mobilenet import DepthwiseSeparable, conv_bn
 
 P = importlib.import_module("torchslim.prune")
 RUNTIMES = ("torch", "onnxruntime")
@@ -76,11 +79,7 @@ def depth_width_space(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
         removed = [f"blocks.{i}" + (".depthwise" if c == "depthwise" else "") for i, c in zip(movable, choice, strict=True) if c]
         for name in removed:
             set_module(m, name, SkippedLayer(type(get_module(m, name)).__name__))
-        macs = count_macs(m, (x,))[0]
-        if macs > 0.5 * base:
-            m = P.prune(m, P.StructuredPrune(target_macs=0.5 * base / macs, round_to=8, scope="global", importance="l2"),
-                        example_inputs=x)
-        variants[" + ".join(removed) or "channels only"] = m
+        variants[" + ".join(removed) or "channels only"] = _half_macs(m, x, base)
     variants |= _every_depthwise(model, x, keep)
     ms = _timed(variants, x)
     out = {}
@@ -92,31 +91,68 @@ def depth_width_space(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
     return out
 
 
+def _cut(model: nn.Module, depthwise: list[int], blocks: list[int]) -> nn.Module:
+    """A copy of a zoo MobileNet without the depthwise layers of blocks ``depthwise`` (a strided
+    one hands its stride to the 1x1 conv after it, which then samples the positions the 3x3 was
+    centred on) and without the whole ``blocks``."""
+    m = copy.deepcopy(model)
+    for i in depthwise:
+        b = m.blocks[i]
+        b.pointwise[0].stride = b.depthwise[0].stride
+        set_module(m, f"blocks.{i}.depthwise", SkippedLayer(type(b.depthwise).__name__))
+    for i in blocks:
+        set_module(m, f"blocks.{i}", SkippedLayer(type(m.blocks[i]).__name__))
+    return m
+
+
+def _half_macs(m: nn.Module, x: torch.Tensor, base: int) -> nn.Module:
+    macs = count_macs(m, (x,))[0]
+    if macs <= 0.5 * base:
+        return m
+    return P.prune(m, P.StructuredPrune(target_macs=0.5 * base / macs, round_to=8, scope="global", importance="l2"),
+                   example_inputs=x)
+
+
 def _every_depthwise(model: nn.Module, x: torch.Tensor, blocks: list[int]) -> dict[str, nn.Module]:
-    """Past what layer removal can do: every depthwise layer gone, the strided ones handing their
-    stride to the 1x1 conv after them (which then samples the positions the 3x3 was centred on),
-    alone and with the shape-preserving ``blocks`` gone too; then channels to half the MACs."""
-    base = count_macs(model, (x,))[0]
-    out = {}
-    for label, whole in (("every depthwise layer", []), (f"every depthwise layer + blocks {blocks}", blocks)):
-        m = copy.deepcopy(model)
-        for i, b in enumerate(m.blocks):
-            if i in whole:
-                set_module(m, f"blocks.{i}", SkippedLayer(type(b).__name__))
-                continue
-            b.pointwise[0].stride = b.depthwise[0].stride
-            set_module(m, f"blocks.{i}.depthwise", SkippedLayer(type(b.depthwise).__name__))
-        macs = count_macs(m, (x,))[0]
-        if macs > 0.5 * base:
-            m = P.prune(m, P.StructuredPrune(target_macs=0.5 * base / macs, round_to=8, scope="global", importance="l2"),
-                        example_inputs=x)
-        out[label] = m
+    """Past what layer removal can do: every depthwise layer gone (:func:`_cut`), alone and with the
+    shape-preserving ``blocks`` gone too; then channels to half the MACs."""
+    base, rest = count_macs(model, (x,))[0], [i for i in range(len(model.blocks)) if i not in blocks]
+    return {"every depthwise layer": _half_macs(_cut(model, list(range(len(model.blocks))), []), x, base),
+            f"every depthwise layer + blocks {blocks}": _half_macs(_cut(model, rest, blocks), x, base)}
+
+
+def _thin(model: nn.Module, width: int = 8) -> nn.Module:
+    """The graph of a zoo MobileNet with ``width`` channels in every layer."""
+    m = copy.deepcopy(model)
+    m.stem = conv_bn(m.stem[0].in_channels, width, 3, stride=m.stem[0].stride[0])
+    for i, b in enumerate(model.blocks):
+        m.blocks[i] = DepthwiseSeparable(width, width, b.depthwise[0].stride[0])
+    m.fc = nn.Linear(width, m.fc.out_features)
+    return m.eval()
+
+
+def thin_floors(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
+    """The most any channel pruning can gain on each depth structure: its speed-up over ``model``
+    with 8 channels in every layer (nothing removed; the stride-1 depthwise layers; every
+    depthwise layer; and each of those two with the shape-preserving blocks removed whole)."""
+    s1 = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)]
+    whole = [i for i in s1 if model.blocks[i].pointwise[0].in_channels == model.blocks[i].pointwise[0].out_channels]
+    every = list(range(len(model.blocks)))
+    cuts = {"nothing": ([], []), f"depthwise {s1}": (s1, []), "every depthwise": (every, []),
+            f"depthwise {[i for i in s1 if i not in whole]} + blocks {whole}": ([i for i in s1 if i not in whole], whole),
+            f"every depthwise + blocks {whole}": ([i for i in every if i not in whole], whole)}
+    thin = _thin(model)
+    ms = _timed({"unpruned": model, **{k: _cut(thin, *v) for k, v in cuts.items()}}, x)
+    out = {k: {rt: ms[rt]["unpruned"] / ms[rt][k] for rt in RUNTIMES} for k in cuts}
+    for k, v in out.items():
+        print(f"8 channels everywhere, {k:40s} " + "  ".join(f"{rt} at most {v[rt]:.2f}x" for rt in RUNTIMES), flush=True)
     return out
 
 
 def space(teacher: nn.Module, x: torch.Tensor) -> dict[str, Any]:
-    """Both measurements, and the best speed-up / MACs ratio each runtime reached."""
-    result: dict[str, Any] = {"prefix_ms": prefix_times(teacher, x), "choices": depth_width_space(teacher, x)}
+    """The three measurements above, and the best speed-up / MACs ratio each runtime reached."""
+    result: dict[str, Any] = {"prefix_ms": prefix_times(teacher, x), "choices": depth_width_space(teacher, x),
+                              "thin_floors": thin_floors(teacher, x)}
     result["best_over_macs"] = {rt: max(v[f"speedup_{rt}"] / v["macs_ratio"] for v in result["choices"].values())
                                 for rt in RUNTIMES}
     print("best speed-up / MACs ratio:", {k: round(v, 2) for k, v in result["best_over_macs"].items()}, flush=True)
