@@ -66,13 +66,18 @@ def prefix_times(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float
     return ms
 
 
+def _removable(model: nn.Module) -> tuple[list[int], list[int]]:
+    """The blocks whose depthwise layer can go as a layer (stride 1), and those of them that can
+    go whole (their 1x1 keeps the width too)."""
+    movable = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)]
+    return movable, [i for i in movable if model.blocks[i].pointwise[0].in_channels == model.blocks[i].pointwise[0].out_channels]
+
+
 def depth_width_space(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]]:
     """Every removal choice per shape-preserving block (nothing, ``depthwise``, the block), then
     channels to half the MACs: ``{choice: {macs_ratio, speedup_torch, speedup_onnxruntime}}``."""
     base = count_macs(model, (x,))[0]
-    keep = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)
-            and b.pointwise[0].in_channels == b.pointwise[0].out_channels]
-    movable = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)]  # a depthwise layer can go
+    movable, keep = _removable(model)
     variants: dict[str, nn.Module] = {"unpruned": model}
     for choice in itertools.product(*[("", "depthwise", "block") if i in keep else ("", "depthwise") for i in movable]):
         m = copy.deepcopy(model)
@@ -135,8 +140,7 @@ def thin_floors(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, float]
     """The most any channel pruning can gain on each depth structure: its speed-up over ``model``
     with 8 channels in every layer (nothing removed; the stride-1 depthwise layers; every
     depthwise layer; and each of those two with the shape-preserving blocks removed whole)."""
-    s1 = [i for i, b in enumerate(model.blocks) if b.depthwise[0].stride == (1, 1)]
-    whole = [i for i in s1 if model.blocks[i].pointwise[0].in_channels == model.blocks[i].pointwise[0].out_channels]
+    s1, whole = _removable(model)
     every = list(range(len(model.blocks)))
     cuts = {"nothing": ([], []), f"depthwise {s1}": (s1, []), "every depthwise": (every, []),
             f"depthwise {[i for i in s1 if i not in whole]} + blocks {whole}": ([i for i in s1 if i not in whole], whole),

@@ -23,8 +23,8 @@ Run: ``python -m benchmarks prune`` (``PRUNE_BENCH=coverage,mnist,space,large,mi
   and, in another arm, every stride-1 depthwise layer (its 9 of 13): torch eager runs a
   depthwise conv in about the same time whatever its channels. Random weights say nothing of
   the accuracy such removals cost.
-- **minilm**: all-MiniLM-L6-v2 (needs the ``minilm`` extra): 25% of the heads and of the FFN
-  neurons removed. Mean cosine of sentence embeddings to the original on 320 held-out real
+- **minilm** (:mod:`benchmarks._prune_minilm`): all-MiniLM-L6-v2 (needs the ``minilm`` extra):
+  25% of the heads and of the FFN neurons removed. Mean cosine of sentence embeddings to the original on 320 held-out real
   sentences (Python's own documentation), before and after a short recovery (embeddings
   distilled from the original on 640 other sentences), and the speed-up at batch 32 x seq 128,
   2 threads, torch and ORT. Torch-Pruning runs with its documented BERT recipe (heads declared).
@@ -50,16 +50,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._prune_models import Decoder, MHABlock, MobileNetV1, ResNet18, random_bn, sentences
+from benchmarks._prune_common import latency, macs, params
+from benchmarks._prune_minilm import bench_minilm
+from benchmarks._prune_models import Decoder, MHABlock, MobileNetV1, ResNet18, random_bn
 from benchmarks._prune_plot import plot_speedups, speedup_sections
 from benchmarks._prune_space import space
-from benchmarks.harness import torch_and_ort
 from torchslim import data, zoo
 from torchslim.measure import evaluate
-from torchslim.measure.macs import count_macs
 
 # The package, not the `prune` function that `torchslim` re-exports under the same name.
 P = importlib.import_module("torchslim.prune")
@@ -77,17 +76,9 @@ LARGE_LAYERS = 4  # MobileNet-v1: layers BlockPrune removes before channels (ran
 POINTWISE = r"re:^features\.\d*[02468]$"  # MobileNetV1's stem and 1x1 layers: kept when only depthwise layers may go
 
 
-def _macs(m: nn.Module, x: Any) -> int:
-    return count_macs(m, x if isinstance(x, tuple) else (x,))[0]
-
-
 def _rest(target: float, original: nn.Module, deep: nn.Module, x: Any) -> float:
     """The fraction of ``deep``'s MACs (a depth-pruned ``original``) that leaves ``target`` of the original's."""
-    return target * _macs(original, x) / _macs(deep, x)
-
-
-def _params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
+    return target * macs(original, x) / macs(deep, x)
 
 
 def tp_prune(model: nn.Module, x: Any, ratio: float, **options: Any) -> nn.Module:
@@ -104,24 +95,16 @@ def tp_prune(model: nn.Module, x: Any, ratio: float, **options: Any) -> nn.Modul
 
 def tp_to_target(model: nn.Module, x: torch.Tensor, keep: float, **options: Any) -> tuple[nn.Module, float]:
     """Bisection on Torch-Pruning's ratio until MACs <= keep * original."""
-    goal, lo, hi = keep * _macs(model, x), 0.0, 0.9
+    goal, lo, hi = keep * macs(model, x), 0.0, 0.9
     best = None
     for _ in range(10):
         mid = (lo + hi) / 2
         m = tp_prune(model, x, mid, **options)
-        if _macs(m, x) <= goal:
+        if macs(m, x) <= goal:
             hi, best = mid, m
         else:
             lo = mid
     return best or tp_prune(model, x, hi, **options), hi
-
-
-def latency(models: dict[str, nn.Module], x: Any, workdir: Path, *, rounds: int, inner: int,
-            threads: int = 1, title: str = "") -> dict[str, float]:
-    """Median ms per call of every model in torch (eager) and ONNX Runtime (:func:`torch_and_ort`)."""
-    xs = x if isinstance(x, tuple) else (x,)
-    cases = torch_and_ort(models, xs, workdir, rounds=rounds, inner=inner, threads=threads, title=title)
-    return {n: c.median_ms for n, c in cases.items()}
 
 
 def _speedups(out: dict[str, Any], lat: dict[str, float], labels: list[str]) -> None:
@@ -185,13 +168,13 @@ def bench_mnist(name: str, workdir: Path, seed: int = 0) -> dict[str, Any]:
     teacher = zoo.teacher(name, progress=False).eval()
     x = zoo.example_inputs(name, batch_size=1)
     splits = data.load(zoo.info(name).dataset, batch_size=64, seed=seed, shift=2)
-    base = _macs(teacher, x)
+    base = macs(teacher, x)
     arms, tp_ratio = mnist_arms(name, teacher, x, splits.train)
-    out: dict[str, Any] = {"unpruned": {"macs": base, "params": _params(teacher), "acc": evaluate(teacher, splits.test)}}
+    out: dict[str, Any] = {"unpruned": {"macs": base, "params": params(teacher), "acc": evaluate(teacher, splits.test)}}
     for label, m in arms.items():
         acc0 = evaluate(m, splits.test)
         P.recover(m, splits.train, teacher=teacher, progress=False, seed=seed, **{**FT, "epochs": FT_EPOCHS[name]})
-        out[label] = {"macs": _macs(m, x), "macs_ratio": base / _macs(m, x), "params": _params(m),
+        out[label] = {"macs": macs(m, x), "macs_ratio": base / macs(m, x), "params": params(m),
                       "acc_before_ft": acc0, "acc": evaluate(m, splits.test),
                       "channels": [c.out_channels for c in m.modules() if isinstance(c, nn.Conv2d)]}
         for attr, key in (("slim_prune_report", "latency"), ("slim_block_report", "removed")):
@@ -234,7 +217,7 @@ def bench_large(workdir: Path) -> dict[str, Any]:
         torch.manual_seed(0)
         model = random_bn(net())
         x = torch.randn(1, 3, size, size)
-        base = _macs(model, x)
+        base = macs(model, x)
         models = {"unpruned": model, "torchslim": P.prune(model, P.StructuredPrune(**LARGE_CONFIG), example_inputs=x)}
         if name == "mobilenet-v1":  # does removing depthwise layers, which torch runs slowly, free torch?
             models[f"torchslim {LARGE_LAYERS} layers + channels"] = layers_then_channels(model, x, LARGE_LAYERS)
@@ -243,111 +226,14 @@ def bench_large(workdir: Path) -> dict[str, Any]:
                 model, x, dw, ignore=(POINTWISE,), runtime=None)  # every stride-1 depthwise layer
         models |= {"torch-pruning": tp_to_target(model, x, 0.5)[0],
                    "torch-pruning round_to=16": tp_to_target(model, x, 0.5, round_to=16)[0]}
-        out: dict[str, Any] = {"input": [3, size, size], "unpruned": {"macs": base, "params": _params(model)}}
+        out: dict[str, Any] = {"input": [3, size, size], "unpruned": {"macs": base, "params": params(model)}}
         for k, m in list(models.items())[1:]:
-            out[k] = {"macs": _macs(m, x), "macs_ratio": base / _macs(m, x), "params": _params(m)}
+            out[k] = {"macs": macs(m, x), "macs_ratio": base / macs(m, x), "params": params(m)}
         lat = latency(models, x, workdir, rounds=21, inner=3, title=f"{name} 3x{size}x{size}: batch 1, 1 thread")
         _speedups(out, lat, list(models)[1:])
         _show(name, out)
         results[name] = out
     return results
-
-
-class Embedder(nn.Module):
-    """A sentence encoder as sentence-transformers runs all-MiniLM-L6-v2: mean pooling over the
-    attention mask, then L2 normalisation."""
-
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        self.m = encoder
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, T), (B, T)
-        h = self.m(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, 384)
-        w = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-        return F.normalize((h * w).sum(1) / w.sum(1).clamp_min(1), dim=-1)  # (B, 384)
-
-
-def tp_minilm(model: nn.Module, x: tuple[torch.Tensor, ...], ratio: float) -> nn.Module:
-    """Torch-Pruning's BERT recipe: heads declared per q/k/v projection, whole heads removed,
-    FFN neurons pruned; every layer writing the hidden width is ignored so it stays 384."""
-    import torch_pruning as tp
-
-    m = copy.deepcopy(model).eval()
-    heads = {}
-    for mod in m.modules():
-        if hasattr(mod, "num_attention_heads") and hasattr(mod, "query"):
-            heads.update({mod.query: mod.num_attention_heads, mod.key: mod.num_attention_heads, mod.value: mod.num_attention_heads})
-    ignored = [mod for n, mod in m.named_modules() if n.endswith("output.dense") or n.endswith("pooler.dense")]
-    pruner = tp.pruner.MetaPruner(m, list(x), importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                  pruning_ratio=ratio, ignored_layers=ignored, num_heads=heads, prune_num_heads=True,
-                                  prune_head_dims=False, head_pruning_ratio=ratio,
-                                  output_transform=lambda out: out.last_hidden_state.sum())
-    pruner.step()
-    for mod in m.modules():
-        if not hasattr(mod, "query") or mod.query not in pruner.num_heads:
-            continue
-        mod.num_attention_heads = pruner.num_heads[mod.query]
-        mod.all_head_size = mod.query.out_features
-    return m
-
-
-def _cosine(model: nn.Module, batches: list[tuple[torch.Tensor, ...]], ref: list[torch.Tensor]) -> float:
-    with torch.inference_mode():
-        return float(torch.cat([(model(*b) * r).sum(1) for b, r in zip(batches, ref, strict=True)]).mean())
-
-
-def bench_minilm(workdir: Path, recover_epochs: int = 2) -> dict[str, Any]:
-    try:
-        encoder, tok = zoo.minilm()
-    except ImportError as e:
-        return {"skipped": str(e)}
-    torch.set_num_threads(2)
-    texts = sentences()
-    train_s, test_s = texts[:640], texts[640:960]
-
-    def batches(ss: list[str], pad: str = "longest") -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out = []
-        for i in range(0, len(ss), 32):
-            b = tok(ss[i:i + 32], padding=pad, truncation=True, max_length=128, return_tensors="pt")
-            out.append((b["input_ids"], b["attention_mask"]))
-        return out
-
-    test_b, train_b = batches(test_s), [(b,) for b in batches(train_s)]
-    teacher = Embedder(encoder).eval()
-    with torch.inference_mode():
-        ref = [teacher(*b) for b in test_b]
-    x = train_b[0][0]
-    cfg = {"sparsity": 0.25, "ignore": ("m.pooler",), "round_to": 16}  # round_to: FFN widths (not heads)
-    ours = P.prune(teacher, P.StructuredPrune(importance="taylor", scope="global", **cfg), example_inputs=x, data=train_b)
-    uniform = P.prune(teacher, P.StructuredPrune(importance="taylor", **cfg), example_inputs=x, data=train_b)
-    ours_l2 = P.prune(teacher, P.StructuredPrune(**cfg), example_inputs=x)
-    theirs = Embedder(tp_minilm(encoder, x, 0.25))
-    layers = ours.m.encoder.layer
-    out: dict[str, Any] = {
-        "sentences": {"recovery": len(train_s), "held_out": len(test_s)},
-        "heads": [blk.attention.self.query.out_features // 32 for blk in layers],
-        "ffn": [blk.intermediate.dense.out_features for blk in layers],
-        "params": {"unpruned": _params(encoder), "torchslim": _params(ours), "torch-pruning": _params(theirs)},
-        "cosine": {"torchslim taylor global": _cosine(ours, test_b, ref), "torchslim taylor layer": _cosine(uniform, test_b, ref),
-                   "torchslim l2 layer": _cosine(ours_l2, test_b, ref), "torch-pruning": _cosine(theirs, test_b, ref)},
-    }
-    print("minilm before recovery", out, flush=True)
-    for label, m in (("torchslim taylor global", ours), ("torch-pruning", theirs)):
-        for p in m.m.embeddings.parameters():
-            p.requires_grad_(False)  # not pruned; skips 11.7M embedding gradients per step
-        P.recover(m, train_b, epochs=recover_epochs, teacher=teacher, match="outputs", lr=1e-4,
-                  optimizer="adamw", progress=False)
-        out["cosine"][f"{label} + recovery"] = _cosine(m, test_b, ref)
-    out["recovery"] = {"epochs": recover_epochs, "lr": 1e-4, "loss": "1 - cos + relative mse of embeddings"}
-    bench = batches(test_s[:32], pad="max_length")[0]  # (32, 128)
-    pruned = {"torchslim": ours, "torchslim layer": uniform, "torch-pruning": theirs}
-    lat = latency({"unpruned": teacher, **pruned}, bench, workdir,
-                  rounds=11, inner=1, threads=2, title="all-MiniLM-L6-v2: batch 32 x seq 128, 2 threads")
-    out["latency_ms"] = lat
-    out["speedup"] = {f"{k} {rt}": lat[f"unpruned {rt}"] / lat[f"{k} {rt}"] for k in pruned for rt in ("torch", "ort")}
-    out["macs_ratio"] = {k: _macs(teacher, bench) / _macs(m, bench) for k, m in pruned.items()}
-    print("minilm", {k: v for k, v in out.items() if k != "latency_ms"}, flush=True)
-    return out
 
 
 def coverage() -> dict[str, dict[str, str]]:
@@ -376,7 +262,7 @@ def coverage() -> dict[str, dict[str, str]]:
                 s = P.prune(m, P.StructuredPrune(sparsity=0.5), example_inputs=x) if tool == "torchslim" else tp_prune(m, list(xs), 0.5)
                 with torch.no_grad():
                     got = P.structured.report.leaves_shape(s(*xs))
-                status = "ok" if got == want and _params(s) < _params(m) else ("no change" if got == want else f"output shape {got}")
+                status = "ok" if got == want and params(s) < params(m) else ("no change" if got == want else f"output shape {got}")
                 if tool == "torchslim":
                     pinned = [k for k, v in s.slim_prune_report.pinned.items()
                               if not v[0].startswith(("model input", "model output")) and "looked up by index" not in v[0]]
